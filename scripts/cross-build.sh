@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Build the six static release binaries of entropyservice without a container
+# engine: nightly Rust + -Zbuild-std for every target, linked by zig through
+# cargo-zigbuild (zig ships musl crt files and libc for all six targets).
+#
+#   scripts/cross-build.sh                # all six targets
+#   scripts/cross-build.sh mips-unknown-linux-musl armv7-unknown-linux-musleabihf
+#
+# Output: target/dist/entropyservice-<target>, then a "target bytes" table.
+# Each binary is checked: ELF class/endianness/machine (and ARM float ABI),
+# no INTERP program header, no NEEDED entry, size <= scripts/size-budget.txt,
+# and `--version` runs (under qemu-user-static for the foreign ones;
+# CROSS_BUILD_SMOKE=0 skips that). Any failure prints one "cross-build: FAIL:"
+# line and exits non-zero.
+#
+# Environment: CARGO_TARGET_DIR (default target/cross, kept apart from the
+# host target/ so this never waits on a `cargo build` lock), NIGHTLY
+# (default "nightly"), CROSS_BUILD_SMOKE (default 1).
+#
+# Installs what it needs on a fresh Debian 12 (as root): binutils, python3-pip,
+# ziglang + cargo-zigbuild from PyPI, the nightly toolchain's rust-src,
+# qemu-user-static for the smoke run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ALL_TARGETS=(
+    mips-unknown-linux-musl
+    mipsel-unknown-linux-musl
+    armv7-unknown-linux-musleabihf
+    arm-unknown-linux-musleabi
+    aarch64-unknown-linux-musl
+    x86_64-unknown-linux-musl
+)
+if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
+
+NIGHTLY=${NIGHTLY:-nightly}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/cross}
+DIST=$ROOT/target/dist
+BUDGET_FILE=$ROOT/scripts/size-budget.txt
+SMOKE=${CROSS_BUILD_SMOKE:-1}
+
+die() { echo "cross-build: FAIL: $*" >&2; exit 1; }
+log() { echo "cross-build: $*" >&2; }
+
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "need Debian packages: $* (no apt-get here)"
+    log "apt-get install $*"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null \
+            || die "apt-get install $* failed"
+    fi
+}
+
+pip_install() {
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_install python3 python3-pip
+    fi
+    log "pip install $*"
+    # Debian's own python3 is "externally managed" (PEP 668); a pyenv one is not.
+    python3 -m pip install --quiet "$@" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "$@" \
+        || die "pip install $* failed"
+    hash -r
+}
+
+# --- tools ------------------------------------------------------------------
+command -v readelf >/dev/null 2>&1 || apt_install binutils
+command -v readelf >/dev/null 2>&1 || die "readelf missing (binutils)"
+
+command -v rustup >/dev/null 2>&1 || die "rustup missing: install Rust with rustup first"
+if ! rustup run "$NIGHTLY" rustc -V >/dev/null 2>&1; then
+    log "installing toolchain $NIGHTLY"
+    rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src \
+        || die "no $NIGHTLY toolchain and 'rustup toolchain install $NIGHTLY' failed"
+fi
+if [ ! -d "$(rustup run "$NIGHTLY" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+    rustup component add rust-src --toolchain "$NIGHTLY" \
+        || die "rustup component add rust-src --toolchain $NIGHTLY failed"
+fi
+
+# cargo-zigbuild finds zig as `zig` on PATH or as `python3 -m ziglang`.
+if ! command -v cargo-zigbuild >/dev/null 2>&1 \
+   || ! { command -v zig >/dev/null 2>&1 || python3 -m ziglang version >/dev/null 2>&1; }; then
+    pip_install ziglang cargo-zigbuild
+fi
+command -v cargo-zigbuild >/dev/null 2>&1 \
+    || die "cargo-zigbuild not on PATH after pip install (pip's bin dir, e.g. ~/.local/bin, missing from PATH?)"
+{ command -v zig >/dev/null 2>&1 || python3 -m ziglang version >/dev/null 2>&1; } \
+    || die "zig not found (neither 'zig' on PATH nor 'python3 -m ziglang')"
+
+[ -f "$BUDGET_FILE" ] || die "missing $BUDGET_FILE"
+
+# --- per-target expectations ---------------------------------------------------
+# echo "CLASS DATA MACHINE-SUBSTRING [FLAGS-SUBSTRING]" as readelf -h prints them.
+expect_for() {
+    case "$1" in
+        mips-unknown-linux-musl)         echo "ELF32|big endian|MIPS R3000|" ;;
+        mipsel-unknown-linux-musl)       echo "ELF32|little endian|MIPS R3000|" ;;
+        armv7-unknown-linux-musleabihf)  echo "ELF32|little endian|ARM|hard-float ABI" ;;
+        arm-unknown-linux-musleabi)      echo "ELF32|little endian|ARM|soft-float ABI" ;;
+        aarch64-unknown-linux-musl)      echo "ELF64|little endian|AArch64|" ;;
+        x86_64-unknown-linux-musl)       echo "ELF64|little endian|X86-64|" ;;
+        *) return 1 ;;
+    esac
+}
+qemu_for() {
+    case "$1" in
+        mips-*) echo qemu-mips-static ;;
+        mipsel-*) echo qemu-mipsel-static ;;
+        armv7-*|arm-*) echo qemu-arm-static ;;
+        aarch64-*) echo qemu-aarch64-static ;;
+        x86_64-*) echo "" ;;
+    esac
+}
+budget_for() {
+    awk -v t="$1" '!/^[[:space:]]*#/ && $1 == t { print $2; found=1 } END { if (!found) exit 1 }' "$BUDGET_FILE"
+}
+
+for t in "${TARGETS[@]}"; do
+    expect_for "$t" >/dev/null || die "unknown target $t (known: ${ALL_TARGETS[*]})"
+    budget_for "$t" >/dev/null || die "no budget line for $t in $BUDGET_FILE"
+done
+
+if [ "$SMOKE" = 1 ]; then
+    for t in "${TARGETS[@]}"; do
+        q=$(qemu_for "$t")
+        if [ -n "$q" ] && ! command -v "$q" >/dev/null 2>&1; then apt_install qemu-user-static; break; fi
+    done
+fi
+
+# --- build -------------------------------------------------------------------
+# Flags for every target:
+#  +crt-static            MIPS musl targets link dynamically by default; explicit elsewhere.
+#  link-self-contained=no rustc's own self-contained crt1.o etc. exist only for
+#                         rustup-installed tier-2 std; with build-std (and for the tier-3
+#                         MIPS targets) zig must supply crt1.o and libc.a.
+#  panic=immediate-abort  no panic machinery or messages at all (nightly, -Zunstable-options).
+# RUSTFLAGS from the environment go after ours (EXTRA_RUSTFLAGS).
+BASE_RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort"
+
+mkdir -p "$DIST"
+declare -A SIZE
+for t in "${TARGETS[@]}"; do
+    log "building $t"
+    start=$(date +%s)
+    RUSTFLAGS="$BASE_RUSTFLAGS ${EXTRA_RUSTFLAGS:-}" \
+        cargo "+$NIGHTLY" zigbuild --release --locked --bin entropyservice --target "$t" \
+            -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+        || die "$t: cargo zigbuild failed"
+    log "$t built in $(( $(date +%s) - start )) s"
+    src=$CARGO_TARGET_DIR/$t/release/entropyservice
+    [ -f "$src" ] || die "$t: $src not produced"
+    out=$DIST/entropyservice-$t
+    cp -f "$src" "$out"
+
+    # ELF header
+    IFS='|' read -r eclass edata emach eflags <<<"$(expect_for "$t")"
+    hdr=$(readelf -h "$out") || die "$t: readelf -h failed on $out"
+    grep -q "Class:[[:space:]]*$eclass" <<<"$hdr" || die "$t: expected class $eclass: $(grep Class: <<<"$hdr")"
+    grep -q "Data:.*$edata" <<<"$hdr" || die "$t: expected $edata: $(grep Data: <<<"$hdr")"
+    grep -q "Machine:.*$emach" <<<"$hdr" || die "$t: expected machine $emach: $(grep Machine: <<<"$hdr")"
+    if [ -n "$eflags" ]; then
+        grep -q "Flags:.*$eflags" <<<"$hdr" || die "$t: expected flags '$eflags': $(grep Flags: <<<"$hdr")"
+    fi
+    # Static: no program interpreter, no shared-library dependency.
+    if readelf -lW "$out" | grep -q 'INTERP'; then
+        die "$t: has an INTERP program header (dynamically linked): $(readelf -lW "$out" | grep -A1 INTERP | tail -1)"
+    fi
+    if readelf -dW "$out" | grep -q '(NEEDED)'; then
+        die "$t: has NEEDED entries: $(readelf -dW "$out" | grep '(NEEDED)' | tr -s ' ' | tr '\n' ' ')"
+    fi
+    # Size budget
+    bytes=$(stat -c %s "$out")
+    budget=$(budget_for "$t")
+    [ "$bytes" -le "$budget" ] || die "$t: $bytes bytes is over the budget of $budget bytes in scripts/size-budget.txt"
+    # Smoke run
+    if [ "$SMOKE" = 1 ]; then
+        q=$(qemu_for "$t")
+        if [ -n "$q" ]; then
+            command -v "$q" >/dev/null 2>&1 || die "$t: $q missing (apt-get install qemu-user-static)"
+            v=$("$q" "$out" --version 2>&1) || die "$t: '$q $out --version' failed: $v"
+        else
+            v=$("$out" --version 2>&1) || die "$t: '$out --version' failed: $v"
+        fi
+        log "$t: --version -> $(head -1 <<<"$v")"
+    fi
+    SIZE[$t]=$bytes
+done
+
+printf '%-34s %10s %10s\n' target bytes budget
+for t in "${TARGETS[@]}"; do
+    printf '%-34s %10s %10s\n' "$t" "${SIZE[$t]}" "$(budget_for "$t")"
+done
+echo "cross-build: ok: ${#TARGETS[@]} static binaries in target/dist/"

@@ -1,0 +1,182 @@
+//! Command-line structures (argh). No logic here beyond parsing helpers.
+
+use argh::FromArgs;
+
+/// Moves real randomness over SSH into the kernel's random pool.
+#[derive(FromArgs, Debug)]
+pub struct Top {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Cmd {
+    Server(Server),
+    Client(Client),
+    Sink(Sink),
+    Seed(Seed),
+    Status(Status),
+    Keygen(crate::setup::Keygen),
+    Authorize(crate::setup::Authorize),
+    Hostkey(crate::setup::Hostkey),
+}
+
+/// Stream random bytes to stdout: the forced command in authorized_keys.
+/// The request comes from SSH_ORIGINAL_COMMAND: empty or `cat /dev/random`
+/// streams until the client hangs up; `get N` sends exactly N bytes.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "server")]
+pub struct Server {
+    /// random source: auto (hwrng XOR getrandom, or getrandom alone), getrandom, or a file path
+    #[argh(option, default = "String::from(\"auto\")")]
+    pub source: String,
+    /// bytes per second for this session, 0 for unlimited (default 0)
+    #[argh(option, default = "0")]
+    pub rate: u64,
+    /// token-bucket burst in bytes (default: a quarter second of rate, at least 32)
+    #[argh(option)]
+    pub burst: Option<u64>,
+    /// most bytes one session may send, stream or get (default 16777216)
+    #[argh(option, default = "16 << 20")]
+    pub max_bytes: u64,
+    /// longest session, e.g. 30s, 10m (default 1h)
+    #[argh(option, default = "String::from(\"1h\")")]
+    pub max_time: String,
+    /// client name used for session caps and the audit log (default "default")
+    #[argh(option, default = "String::from(\"default\")")]
+    pub client: String,
+    /// concurrent sessions allowed for this client, 0 for no cap (default 0)
+    #[argh(option, default = "0")]
+    pub max_sessions: u32,
+    /// concurrent sessions allowed across all clients, 0 for no cap (default 0)
+    #[argh(option, default = "0")]
+    pub max_total_sessions: u32,
+    /// bytes per second shared fairly by all live sessions, 0 for no budget (default 0)
+    #[argh(option, default = "0")]
+    pub total_rate: u64,
+    /// comma-separated CIDRs the peer (SSH_CONNECTION) must be in
+    #[argh(option)]
+    pub allow_from: Option<String>,
+    /// directory for session slot lock files (default /run/entropyservice, or /tmp/entropyservice-UID when not root)
+    #[argh(option)]
+    pub lock_dir: Option<String>,
+    /// on kernels whose entropy_avail still moves, pause while it is below this (default 0)
+    #[argh(option, default = "0")]
+    pub reserve_bits: u32,
+    /// also append the audit lines to this file (they always go to syslog)
+    #[argh(option)]
+    pub audit_file: Option<String>,
+}
+
+/// Fetch randomness from a server over SSH, health-test it and feed the kernel.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "client")]
+pub struct Client {
+    /// server's SSH port (default 22)
+    #[argh(option, short = 'p')]
+    pub port: Option<u16>,
+    /// private key file for the SSH client
+    #[argh(option, short = 'i')]
+    pub identity: Option<String>,
+    /// remote user name (default: the part before @, or root)
+    #[argh(option, short = 'l')]
+    pub login: Option<String>,
+    /// pinned host key of the server, "TYPE BASE64" (e.g. "ssh-ed25519 AAAA...")
+    #[argh(option)]
+    pub host_key: Option<String>,
+    /// use the SSH agent in SSH_AUTH_SOCK instead of a key file
+    #[argh(switch)]
+    pub agent: bool,
+    /// further servers for failover, tried in order:
+    /// "host=H,port=P,user=U,key=FILE,host-key=TYPE BASE64"
+    #[argh(option)]
+    pub server: Vec<String>,
+    /// SSH client program: dbclient or ssh, or a path (default: dbclient, then ssh)
+    #[argh(option)]
+    pub ssh: Option<String>,
+    /// bits credited per byte that passed the health tests, 0 to 8 (default 2)
+    #[argh(option, default = "2")]
+    pub credit_bits_per_byte: u32,
+    /// auto, topup or stream (default auto: from the kernel)
+    #[argh(option, default = "String::from(\"auto\")")]
+    pub mode: String,
+    /// time between top-ups, e.g. 10m (default 10m, with jitter)
+    #[argh(option, default = "String::from(\"10m\")")]
+    pub interval: String,
+    /// bytes fetched per top-up (default 64)
+    #[argh(option, default = "64")]
+    pub get_bytes: u32,
+    /// seconds allowed to connect and receive the first byte (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    pub connect_timeout: String,
+    /// longest silence inside a session before the child is killed (default 60s)
+    #[argh(option, default = "String::from(\"60s\")")]
+    pub stall_timeout: String,
+    /// least time between forced reseeds of a ready CRNG (default 60s)
+    #[argh(option, default = "String::from(\"60s\")")]
+    pub reseed_interval: String,
+    /// longest reconnect back-off (default 10m)
+    #[argh(option, default = "String::from(\"10m\")")]
+    pub max_backoff: String,
+    /// stream mode: write when entropy_avail falls below this many bits (default 2048)
+    #[argh(option, default = "2048")]
+    pub low_water: u32,
+    /// seed directory (default /etc/entropyservice/seed)
+    #[argh(option)]
+    pub seed_dir: Option<String>,
+    /// least time between seed-file refreshes (default 1d)
+    #[argh(option, default = "String::from(\"1d\")")]
+    pub seed_interval: String,
+    /// status file, kept on tmpfs (default /run/entropyservice/status or /var/run/...)
+    #[argh(option)]
+    pub status_file: Option<String>,
+    /// fetch N bytes once with `get N`, credit them and exit
+    #[argh(option)]
+    pub once: Option<u32>,
+    /// [USER@]HOST of the first server
+    #[argh(positional)]
+    pub host: Option<String>,
+}
+
+/// Read random bytes on stdin (pushed over SSH), health-test, credit, reseed.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sink")]
+pub struct Sink {
+    /// fewest bytes accepted (default 32)
+    #[argh(option, default = "32")]
+    pub min_bytes: u32,
+    /// most bytes accepted; more is an error (default 4096)
+    #[argh(option, default = "4096")]
+    pub max_bytes: u32,
+    /// bits credited per byte, 0 to 8 (default 2)
+    #[argh(option, default = "2")]
+    pub credit_bits_per_byte: u32,
+}
+
+/// Load the saved seed into the kernel at boot, or save a new one.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "seed")]
+pub struct Seed {
+    /// load or save
+    #[argh(positional)]
+    pub action: String,
+    /// seed directory (default /etc/entropyservice/seed)
+    #[argh(option)]
+    pub seed_dir: Option<String>,
+}
+
+/// Show the client's state and the kernel's random pool.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+pub struct Status {
+    /// print JSON for scripts
+    #[argh(switch)]
+    pub json: bool,
+    /// status file (default /run/entropyservice/status)
+    #[argh(option)]
+    pub status_file: Option<String>,
+}

@@ -1,0 +1,150 @@
+//! The kernel's random pool: what state it is in, and the credit decision.
+//!
+//! Guarantee: `Pool::add` credits only the bytes it is handed, which callers
+//! pass only after the health tests accepted them; with no CAP_SYS_ADMIN it
+//! falls back to an uncredited write and says so once.
+
+use crate::error::{Error, Result, Status};
+use crate::log;
+use crate::sys;
+use rustix::io::Errno;
+use std::fs::File;
+use std::io::Write;
+
+/// What the kernel says about its pool right now.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Info {
+    /// `poolsize` in bits: 256 on kernels 5.18+, 4096 on older ones.
+    pub poolsize: u32,
+    /// Credited entropy in bits (RNDGETENTCNT).
+    pub entropy_avail: i32,
+    /// getrandom(GRND_NONBLOCK) succeeds.
+    pub crng_ready: bool,
+}
+
+impl Info {
+    /// True on old kernels where entropy_avail still rises and falls.
+    pub fn legacy(&self) -> bool {
+        self.poolsize > 256
+    }
+}
+
+pub fn crng_ready() -> bool {
+    let mut b = [0u8; 1];
+    !matches!(
+        rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::NONBLOCK),
+        Err(Errno::AGAIN)
+    )
+}
+
+fn read_proc_u32(path: &str) -> Option<u32> {
+    let s = std::fs::read_to_string(path).ok()?;
+    s.trim().parse().ok()
+}
+
+pub fn info() -> Info {
+    let poolsize = read_proc_u32("/proc/sys/kernel/random/poolsize").unwrap_or(256);
+    let entropy_avail = File::open("/dev/random")
+        .ok()
+        .and_then(|f| sys::get_entropy_count(&f).ok())
+        .or_else(|| read_proc_u32("/proc/sys/kernel/random/entropy_avail").map(|v| v as i32))
+        .unwrap_or(-1);
+    Info {
+        poolsize,
+        entropy_avail,
+        crng_ready: crng_ready(),
+    }
+}
+
+/// Totals of what was handed to the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub bytes_mixed: u64,
+    pub bits_credited: u64,
+    pub reseeds: u64,
+}
+
+/// A writable handle on /dev/random and the crediting policy.
+pub struct Pool {
+    random: File,
+    can_credit: bool,
+    last_reseed: Option<u64>,
+    reseed_interval_ns: u64,
+    pub totals: Totals,
+}
+
+impl Pool {
+    pub fn open(reseed_interval_ns: u64) -> Result<Pool> {
+        let random = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/random")
+            .map_err(|e| Error::os(Status::Os, "cannot open /dev/random for writing", e))?;
+        Ok(Pool {
+            random,
+            can_credit: true,
+            last_reseed: None,
+            reseed_interval_ns,
+            totals: Totals::default(),
+        })
+    }
+
+    pub fn can_credit(&self) -> bool {
+        self.can_credit
+    }
+
+    /// Mixes `data` and credits `bits_per_byte` for each byte. Returns the
+    /// bits credited (0 when the process lacks CAP_SYS_ADMIN).
+    pub fn add(&mut self, data: &[u8], bits_per_byte: u32) -> Result<u64> {
+        let mut credited = 0u64;
+        for chunk in data.chunks(sys::POOL_CHUNK) {
+            if self.can_credit {
+                let bits = chunk.len() as u32 * bits_per_byte.min(8);
+                match sys::add_entropy(&self.random, chunk, bits) {
+                    Ok(()) => {
+                        credited += bits as u64;
+                        self.totals.bytes_mixed += chunk.len() as u64;
+                        continue;
+                    }
+                    Err(Errno::PERM) => {
+                        self.can_credit = false;
+                        log::warn("cannot credit entropy without CAP_SYS_ADMIN (run as root); mixing bytes into /dev/random without credit");
+                    }
+                    Err(e) => return Err(Error::os(Status::Os, "RNDADDENTROPY on /dev/random failed", e)),
+                }
+            }
+            self.random
+                .write_all(chunk)
+                .map_err(|e| Error::os(Status::Os, "write to /dev/random failed", e))?;
+            self.totals.bytes_mixed += chunk.len() as u64;
+        }
+        self.totals.bits_credited += credited;
+        Ok(credited)
+    }
+
+    /// Forces a CRNG reseed unless one was forced less than the reseed
+    /// interval ago. Returns whether the kernel reseeded. Before the CRNG is
+    /// ready the kernel answers ENODATA: nothing to do then.
+    pub fn reseed(&mut self, now: u64) -> Result<bool> {
+        if let Some(t) = self.last_reseed {
+            if now.saturating_sub(t) < self.reseed_interval_ns {
+                return Ok(false);
+            }
+        }
+        if !self.can_credit {
+            return Ok(false);
+        }
+        match sys::reseed_crng(&self.random) {
+            Ok(()) => {
+                self.last_reseed = Some(now);
+                self.totals.reseeds += 1;
+                Ok(true)
+            }
+            Err(Errno::NODATA) => Ok(false),
+            Err(Errno::PERM) => {
+                self.can_credit = false;
+                Ok(false)
+            }
+            Err(e) => Err(Error::os(Status::Os, "RNDRESEEDCRNG on /dev/random failed", e)),
+        }
+    }
+}

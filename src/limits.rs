@@ -1,0 +1,89 @@
+//! Session limits shared by every server process without a daemon: slot
+//! files locked with flock. The kernel drops a lock when its holder dies, so
+//! a session killed with SIGKILL frees its slot at once.
+
+use crate::error::{msg, Error, Result, Status};
+use crate::log::Num;
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+
+/// Upper bound of slots scanned when no cap is set.
+pub const UNCAPPED_SLOTS: u32 = 4096;
+
+/// The default lock directory for this user.
+pub fn default_lock_dir() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    if uid == 0 {
+        "/run/entropyservice".into()
+    } else {
+        msg(&["/tmp/entropyservice-", Num::new(uid as u64).as_str()])
+    }
+}
+
+/// Creates `dir` (mode 0700) if missing and refuses one that another user
+/// owns or that others can write to.
+pub fn ensure_private_dir(dir: &str) -> Result<()> {
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(Error::os(Status::CantCreate, &msg(&["cannot create lock directory ", dir, "; create it or choose another with --lock-dir"]), e)),
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot stat ", dir]), e))?;
+    let uid = rustix::process::getuid().as_raw();
+    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o022 != 0 {
+        return Err(Error::new(
+            Status::NoPerm,
+            msg(&["lock directory ", dir, " is not a private directory of this user; fix its owner and mode (chmod 700) or choose another with --lock-dir"]),
+        ));
+    }
+    Ok(())
+}
+
+/// A held slot; dropping it (or dying) releases it.
+pub struct Slot {
+    _file: File,
+}
+
+fn slot_path(dir: &str, i: u32) -> String {
+    msg(&[dir, "/slot-", Num::new(i as u64).as_str()])
+}
+
+/// Takes the lowest free slot of `cap` in `dir`, or `None` if all are held.
+pub fn acquire(dir: &str, cap: u32) -> Result<Option<Slot>> {
+    ensure_private_dir(dir)?;
+    for i in 0..cap {
+        let path = slot_path(dir, i);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot open slot file ", &path]), e))?;
+        match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Some(Slot { _file: f })),
+            Err(Errno::WOULDBLOCK) => continue,
+            Err(e) => return Err(Error::os(Status::Os, &msg(&["cannot lock ", &path]), e)),
+        }
+    }
+    Ok(None)
+}
+
+/// Counts held slots in `dir` (this process's own included), scanning slot
+/// files from 0 up to the first one that does not exist.
+pub fn count_live(dir: &str) -> u32 {
+    let mut live = 0;
+    for i in 0..UNCAPPED_SLOTS {
+        let f = match File::open(slot_path(dir, i)) {
+            Ok(f) => f,
+            Err(_) => break,
+        };
+        match flock(&f, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {}
+            Err(_) => live += 1,
+        }
+    }
+    live
+}

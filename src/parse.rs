@@ -1,0 +1,269 @@
+//! Parsers for everything that comes from outside: the client's request
+//! (SSH_ORIGINAL_COMMAND), the peer address (SSH_CONNECTION / SSH_CLIENT),
+//! CIDR lists, durations, `[USER@]HOST` and names. Pure functions, no I/O.
+
+use core::net::IpAddr;
+
+/// Longest request accepted from a client.
+pub const MAX_REQUEST: usize = 64;
+
+/// What a connecting client asked the server for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Stream until the client hangs up (empty command, or the v2 client's
+    /// `cat /dev/random`).
+    Stream,
+    /// Send exactly this many bytes, then exit.
+    Get(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    TooLong,
+    UnknownVerb,
+    MissingCount,
+    BadCount,
+    TooLarge,
+    TrailingJunk,
+}
+
+impl RequestError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestError::TooLong => "request longer than 64 bytes",
+            RequestError::UnknownVerb => "unknown request; send `get N` or nothing",
+            RequestError::MissingCount => "`get` needs a byte count, e.g. `get 64`",
+            RequestError::BadCount => "byte count must be a positive decimal number",
+            RequestError::TooLarge => "byte count is larger than this server's --max-bytes",
+            RequestError::TrailingJunk => "unexpected text after the byte count",
+        }
+    }
+}
+
+/// Parses SSH_ORIGINAL_COMMAND. `max` bounds `get N`.
+pub fn request(cmd: &str, max: u64) -> Result<Request, RequestError> {
+    if cmd.len() > MAX_REQUEST {
+        return Err(RequestError::TooLong);
+    }
+    let mut words = cmd.split_ascii_whitespace();
+    let verb = match words.next() {
+        None => return Ok(Request::Stream),
+        Some(v) => v,
+    };
+    match verb {
+        "cat" => match (words.next(), words.next()) {
+            (Some("/dev/random" | "/dev/urandom"), None) => Ok(Request::Stream),
+            _ => Err(RequestError::UnknownVerb),
+        },
+        "get" => {
+            let n = words.next().ok_or(RequestError::MissingCount)?;
+            let n = decimal(n).ok_or(RequestError::BadCount)?;
+            if words.next().is_some() {
+                return Err(RequestError::TrailingJunk);
+            }
+            if n == 0 {
+                return Err(RequestError::BadCount);
+            }
+            if n > max {
+                return Err(RequestError::TooLarge);
+            }
+            Ok(Request::Get(n))
+        }
+        _ => Err(RequestError::UnknownVerb),
+    }
+}
+
+/// Plain unsigned decimal: digits only, no sign, no overflow.
+pub fn decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A duration in seconds: `90`, `90s`, `10m`, `2h`, `1d`, or `500ms`
+/// (returned in nanoseconds). Bounded to 100 years.
+pub fn duration_ns(s: &str) -> Option<u64> {
+    let (num, mul) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1_000_000u64)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000_000_000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000_000_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000_000_000)
+    } else if let Some(n) = s.strip_suffix('d') {
+        (n, 86_400_000_000_000)
+    } else {
+        (s, 1_000_000_000)
+    };
+    let v = decimal(num)?.checked_mul(mul)?;
+    (v <= 100 * 365 * 86_400_000_000_000).then_some(v)
+}
+
+/// The peer address: first word of SSH_CONNECTION or SSH_CLIENT
+/// (`ADDR PORT ...`). IPv4-mapped IPv6 addresses are folded to IPv4.
+pub fn peer_address(var: &str) -> Option<IpAddr> {
+    let mut words = var.split_ascii_whitespace();
+    let addr = words.next()?;
+    let port = words.next()?;
+    decimal(port).filter(|p| *p <= 65535)?;
+    let ip: IpAddr = addr.parse().ok()?;
+    Some(canonical(ip))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+/// One network: address and prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr = canonical(a.parse().ok()?);
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => u8::try_from(decimal(p)?).ok()?,
+            None => max,
+        };
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical(ip)) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let full = bits as usize / 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    let rest = bits % 8;
+    rest == 0 || (a[full] ^ b[full]) >> (8 - rest) == 0
+}
+
+/// Parses a comma-separated CIDR list; `None` if any entry is malformed.
+pub fn cidr_list(s: &str) -> Option<heapless::Vec<Cidr, 32>> {
+    let mut v = heapless::Vec::new();
+    for part in s.split(',') {
+        v.push(Cidr::parse(part.trim())?).ok()?;
+    }
+    Some(v)
+}
+
+/// A name that may appear in a file name and a log line: 1 to 64 of
+/// `[A-Za-z0-9._-]`, not starting with `.` or `-`.
+pub fn is_safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with(['.', '-'])
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A host name or address that can be passed to an SSH client as one argument
+/// without being taken for an option: no leading `-`, no spaces, no `@`.
+pub fn is_safe_host(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && !s.starts_with('-')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+/// Splits `[USER@]HOST`. Both parts must be safe.
+pub fn user_host(s: &str) -> Option<(Option<&str>, &str)> {
+    match s.split_once('@') {
+        Some((u, h)) => (is_safe_name(u) && is_safe_host(h)).then_some((Some(u), h)),
+        None => is_safe_host(s).then_some((None, s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests() {
+        assert_eq!(request("", 100), Ok(Request::Stream));
+        assert_eq!(request("cat /dev/random", 100), Ok(Request::Stream));
+        assert_eq!(request("get 64", 100), Ok(Request::Get(64)));
+        assert_eq!(request("  get   100 ", 100), Ok(Request::Get(100)));
+        assert_eq!(request("get 101", 100), Err(RequestError::TooLarge));
+        assert_eq!(request("get 99999999999", 1 << 20), Err(RequestError::TooLarge));
+        assert_eq!(request("get 999999999999999999999", 100), Err(RequestError::BadCount));
+        assert_eq!(request("get -1", 100), Err(RequestError::BadCount));
+        assert_eq!(request("get +1", 100), Err(RequestError::BadCount));
+        assert_eq!(request("get 0", 100), Err(RequestError::BadCount));
+        assert_eq!(request("get", 100), Err(RequestError::MissingCount));
+        assert_eq!(request("get 10; rm -rf /", 100), Err(RequestError::BadCount));
+        assert_eq!(request("get 10 ; rm -rf /", 100), Err(RequestError::TrailingJunk));
+        assert_eq!(request("sh", 100), Err(RequestError::UnknownVerb));
+        assert_eq!(request("cat /etc/shadow", 100), Err(RequestError::UnknownVerb));
+        assert_eq!(request(&"get 1".repeat(20), 100), Err(RequestError::TooLong));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ns("1s"), Some(1_000_000_000));
+        assert_eq!(duration_ns("10m"), Some(600_000_000_000));
+        assert_eq!(duration_ns("250ms"), Some(250_000_000));
+        assert_eq!(duration_ns("3"), Some(3_000_000_000));
+        assert_eq!(duration_ns("1d"), Some(86_400_000_000_000));
+        assert_eq!(duration_ns("-1s"), None);
+        assert_eq!(duration_ns("s"), None);
+        assert_eq!(duration_ns("99999999999999d"), None);
+    }
+
+    #[test]
+    fn peers_and_cidrs() {
+        let p = peer_address("127.0.0.2 50000 127.0.0.1 22").unwrap();
+        assert!(Cidr::parse("127.0.0.0/8").unwrap().contains(p));
+        assert!(!Cidr::parse("127.0.0.1/32").unwrap().contains(p));
+        assert!(Cidr::parse("127.0.0.2").unwrap().contains(p));
+        let v6 = peer_address("::1 40000 ::1 22").unwrap();
+        assert!(Cidr::parse("::1/128").unwrap().contains(v6));
+        assert!(!Cidr::parse("127.0.0.0/8").unwrap().contains(v6));
+        let mapped = peer_address("::ffff:10.1.2.3 1 2 3").unwrap();
+        assert!(Cidr::parse("10.0.0.0/8").unwrap().contains(mapped));
+        assert!(Cidr::parse("fe80::/10").unwrap().contains("fe80::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(p));
+        assert_eq!(peer_address(""), None);
+        assert_eq!(peer_address("127.0.0.1"), None);
+        assert_eq!(peer_address("300.1.1.1 22"), None);
+        assert_eq!(peer_address("1.2.3.4 99999"), None);
+        assert_eq!(Cidr::parse("1.2.3.4/33"), None);
+        assert_eq!(Cidr::parse("::/129"), None);
+        assert!(cidr_list("127.0.0.1/32, ::1").is_some());
+        assert!(cidr_list("127.0.0.1/32,").is_none());
+    }
+
+    #[test]
+    fn names_and_hosts() {
+        assert!(is_safe_name("router1"));
+        assert!(!is_safe_name("../etc"));
+        assert!(!is_safe_name("-oProxyCommand"));
+        assert_eq!(user_host("root@10.0.0.1"), Some((Some("root"), "10.0.0.1")));
+        assert_eq!(user_host("::1"), Some((None, "::1")));
+        assert_eq!(user_host("-oProxyCommand=x"), None);
+        assert_eq!(user_host("a b"), None);
+    }
+}

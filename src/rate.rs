@@ -1,0 +1,166 @@
+//! Token bucket on a caller-supplied monotonic clock (nanoseconds), and
+//! exponential back-off. No clock reads here, so both are deterministic.
+
+pub const NS: u64 = 1_000_000_000;
+
+/// A token bucket: `rate` bytes per second, at most `burst` bytes at once.
+/// A rate of 0 means unlimited.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    rate: u64,
+    burst: u64,
+    /// Tokens in units of byte-nanoseconds-per-second (bytes * NS), so
+    /// refills keep their fractions and the long-run rate is exact.
+    tokens: u128,
+    last: u64,
+}
+
+impl Bucket {
+    pub fn new(rate: u64, burst: u64, now: u64) -> Self {
+        let burst = burst.max(1);
+        Bucket {
+            rate,
+            burst,
+            tokens: 0,
+            last: now,
+        }
+    }
+
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    pub fn burst(&self) -> u64 {
+        self.burst
+    }
+
+    /// Changes the rate from `now` on; tokens already earned are kept.
+    pub fn set_rate(&mut self, rate: u64, now: u64) {
+        self.refill(now);
+        self.rate = rate;
+    }
+
+    fn refill(&mut self, now: u64) {
+        let dt = now.saturating_sub(self.last) as u128;
+        self.last = now.max(self.last);
+        let cap = self.burst as u128 * NS as u128;
+        self.tokens = (self.tokens + dt * self.rate as u128).min(cap);
+    }
+
+    /// How many bytes (up to `want`) may be sent now; they are taken from the
+    /// bucket. Returns 0 when the caller must wait `wait_ns(now)`.
+    pub fn take(&mut self, want: u64, now: u64) -> u64 {
+        if self.rate == 0 {
+            return want;
+        }
+        self.refill(now);
+        let n = (self.tokens / NS as u128).min(want as u128) as u64;
+        self.tokens -= n as u128 * NS as u128;
+        n
+    }
+
+    /// Nanoseconds until `want` bytes (capped at the burst) are available.
+    pub fn wait_ns(&mut self, want: u64, now: u64) -> u64 {
+        if self.rate == 0 {
+            return 0;
+        }
+        self.refill(now);
+        let need = want.min(self.burst) as u128 * NS as u128;
+        if self.tokens >= need {
+            return 0;
+        }
+        let missing = need - self.tokens;
+        missing.div_ceil(self.rate as u128).min(u64::MAX as u128) as u64
+    }
+}
+
+/// Exponential back-off from `min` to `max` nanoseconds, with jitter in
+/// [delay/2, delay] from a caller-supplied random value.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    min: u64,
+    max: u64,
+    next: u64,
+}
+
+impl Backoff {
+    pub fn new(min: u64, max: u64) -> Self {
+        let max = max.max(min);
+        Backoff { min, max, next: min }
+    }
+
+    /// The delay to wait now; doubles the next one up to the cap.
+    pub fn delay(&mut self, random: u32) -> u64 {
+        let d = self.next;
+        self.next = self.next.saturating_mul(2).min(self.max);
+        let half = d / 2;
+        half + (half as u128 * random as u128 / u32::MAX as u128) as u64
+    }
+
+    /// The undithered delay that `delay` would start from.
+    pub fn current(&self) -> u64 {
+        self.next
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlimited_takes_everything() {
+        let mut b = Bucket::new(0, 64, 0);
+        assert_eq!(b.take(1 << 20, 0), 1 << 20);
+        assert_eq!(b.wait_ns(100, 0), 0);
+    }
+
+    #[test]
+    fn long_run_rate_is_exact() {
+        // 256 B/s for 100 simulated seconds, sending whenever allowed.
+        let mut b = Bucket::new(256, 64, 0);
+        let mut now = 0u64;
+        let mut sent = 0u64;
+        while now < 100 * NS {
+            let n = b.take(64, now);
+            sent += n;
+            now += b.wait_ns(64, now).max(1);
+        }
+        assert!((25_536..=25_664).contains(&sent), "sent {sent}");
+    }
+
+    #[test]
+    fn burst_caps_idle_accumulation() {
+        let mut b = Bucket::new(1000, 100, 0);
+        assert_eq!(b.take(10_000, 3600 * NS), 100);
+    }
+
+    #[test]
+    fn clock_going_backwards_grants_nothing() {
+        let mut b = Bucket::new(1000, 100, 10 * NS);
+        assert_eq!(b.take(100, 5 * NS), 0);
+        assert_eq!(b.take(100, 10 * NS), 0);
+        assert_eq!(b.take(100, 10 * NS + NS / 10), 100);
+    }
+
+    #[test]
+    fn rate_change_keeps_earned_tokens() {
+        let mut b = Bucket::new(100, 1000, 0);
+        b.set_rate(10, NS);
+        assert_eq!(b.take(1000, NS), 100);
+        assert_eq!(b.wait_ns(10, NS), NS);
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets() {
+        let mut b = Backoff::new(NS, 8 * NS);
+        let d: Vec<u64> = (0..6).map(|_| b.delay(u32::MAX)).collect();
+        assert_eq!(d, [NS, 2 * NS, 4 * NS, 8 * NS, 8 * NS, 8 * NS]);
+        assert_eq!(b.delay(0), 4 * NS);
+        b.reset();
+        assert_eq!(b.current(), NS);
+    }
+}

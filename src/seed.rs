@@ -1,0 +1,179 @@
+//! Seed files, with seedrng's rules:
+//! - a seed written while the CRNG was ready is "creditable" (`seed.credit`),
+//!   any other only mixed (`seed.no-credit`);
+//! - a seed file is removed and the directory fsync'd before its bytes go to
+//!   the kernel, so a crash can never make a seed be used twice;
+//! - new seeds go to a temporary file that is fsync'd and renamed;
+//! - concurrent runs are serialized with flock on the directory.
+
+use crate::error::{msg, Error, Result, Status};
+use crate::kernel::Pool;
+use crate::log;
+use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
+use rustix::rand::{getrandom, GetRandomFlags};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+
+pub const DEFAULT_DIR: &str = "/etc/entropyservice/seed";
+pub const CREDIT: &str = "seed.credit";
+pub const NO_CREDIT: &str = "seed.no-credit";
+const TEMP: &str = "seed.tmp";
+pub const MIN_SEED: usize = 32;
+pub const MAX_SEED: usize = 512;
+
+/// A locked seed directory.
+pub struct SeedDir {
+    path: String,
+    dir: File,
+}
+
+/// What `load` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub bytes: usize,
+    pub bits_credited: u64,
+}
+
+impl SeedDir {
+    /// Opens (creating with mode 0700) and locks the directory.
+    pub fn open(path: &str) -> Result<SeedDir> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create seed directory ", path]), e))?;
+        let dir = File::open(path).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot open seed directory ", path]), e))?;
+        flock(&dir, FlockOperation::LockExclusive).map_err(|e| Error::os(Status::Os, &msg(&["cannot lock seed directory ", path]), e))?;
+        Ok(SeedDir { path: path.into(), dir })
+    }
+
+    fn file(&self, name: &str) -> String {
+        msg(&[&self.path, "/", name])
+    }
+
+    fn sync(&self) -> Result<()> {
+        rustix::fs::fsync(&self.dir).map_err(|e| Error::os(Status::Io, &msg(&["cannot fsync seed directory ", &self.path]), e))
+    }
+
+    /// Takes one seed file out of the directory: read, remove, fsync the
+    /// directory, and only then return the bytes.
+    fn take(&self, name: &str) -> Result<Option<heapless::Vec<u8, MAX_SEED>>> {
+        let path = self.file(name);
+        let mut f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::os(Status::Io, &msg(&["cannot open seed ", &path]), e)),
+        };
+        let mut buf = [0u8; MAX_SEED + 1];
+        let mut n = 0;
+        loop {
+            match f.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => {
+                    n += k;
+                    if n == buf.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::os(Status::Io, &msg(&["cannot read seed ", &path]), e)),
+            }
+        }
+        std::fs::remove_file(&path).map_err(|e| Error::os(Status::Io, &msg(&["cannot remove seed ", &path]), e))?;
+        self.sync()?;
+        if n < MIN_SEED || n > MAX_SEED {
+            buf.fill(0);
+            log::warn_parts(&["ignoring seed ", &path, ": its size is not between 32 and 512 bytes"]);
+            return Ok(None);
+        }
+        let mut v = heapless::Vec::new();
+        let _ = v.extend_from_slice(&buf[..n]);
+        buf.fill(0);
+        Ok(Some(v))
+    }
+
+    /// Feeds both seed files (if present) to the kernel: the no-credit one
+    /// mixed, the creditable one credited in full.
+    pub fn load(&self, pool: &mut Pool) -> Result<Loaded> {
+        let mut out = Loaded::default();
+        for (name, bits) in [(NO_CREDIT, 0), (CREDIT, 8)] {
+            if let Some(mut seed) = self.take(name)? {
+                out.bits_credited += pool.add(&seed, bits)?;
+                out.bytes += seed.len();
+                seed.iter_mut().for_each(|b| *b = 0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a new seed: creditable if the CRNG is ready now. Returns
+    /// whether it is creditable.
+    pub fn save(&self) -> Result<bool> {
+        let mut seed = [0u8; MAX_SEED];
+        let len = seed_len();
+        let creditable = match getrandom(&mut seed[..len], GetRandomFlags::NONBLOCK) {
+            Ok(_) => true,
+            Err(Errno::AGAIN) => {
+                getrandom(&mut seed[..len], GetRandomFlags::INSECURE).map_err(|e| Error::os(Status::Os, "getrandom failed", e))?;
+                false
+            }
+            Err(e) => return Err(Error::os(Status::Os, "getrandom failed", e)),
+        };
+        let tmp = self.file(TEMP);
+        let r = self.write_temp(&tmp, &seed[..len]);
+        seed.fill(0);
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let (name, other) = if creditable { (CREDIT, NO_CREDIT) } else { (NO_CREDIT, CREDIT) };
+        let dest = self.file(name);
+        std::fs::rename(&tmp, &dest).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot rename ", &tmp, " to ", &dest]), e))?;
+        // One seed at a time: an older one of the other kind is stale now.
+        match std::fs::remove_file(self.file(other)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::os(Status::Io, "cannot remove the stale seed", e)),
+        }
+        self.sync()?;
+        Ok(creditable)
+    }
+
+    fn write_temp(&self, tmp: &str, data: &[u8]) -> Result<()> {
+        let _ = std::fs::remove_file(tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(tmp)
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", tmp]), e))?;
+        f.write_all(data).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write ", tmp]), e))?;
+        f.sync_all().map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot fsync ", tmp]), e))?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Seed size: the pool size in bytes, between MIN_SEED and MAX_SEED.
+fn seed_len() -> usize {
+    let bits = std::fs::read_to_string("/proc/sys/kernel/random/poolsize")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(256);
+    (bits / 8).clamp(MIN_SEED, MAX_SEED)
+}
+
+/// Refuses a seed directory others can read or write.
+pub fn check_dir_mode(path: &str) -> Result<()> {
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            return Err(Error::new(Status::NoPerm, msg(&["seed directory ", path, " is accessible by group or others; run: chmod 700 ", path])));
+        }
+    }
+    Ok(())
+}

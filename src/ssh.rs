@@ -1,0 +1,412 @@
+//! The SSH child: building a safe command line for dbclient or ssh, pinning
+//! the host key in a private known_hosts, reading the child's stdout with a
+//! poll watchdog, and killing and reaping it on every exit path.
+
+use crate::error::{msg, Error, Result, Status};
+use crate::hostkey::PublicKey;
+use crate::parse;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
+use std::io::Read as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Dropbear,
+    OpenSsh,
+}
+
+/// The SSH client program to run.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub path: String,
+    pub flavor: Flavor,
+}
+
+fn find_in_path(name: &str) -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| msg(&[d, "/", name]))
+        .find(|p| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+}
+
+fn flavor_of(path: &str) -> Flavor {
+    // OpenWrt links ssh to dropbear's multi-call binary: look at the real file.
+    let real = std::fs::canonicalize(path).ok();
+    let name = real
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or(path);
+    if name.contains("dbclient") || name.contains("dropbear") || path.ends_with("dbclient") {
+        Flavor::Dropbear
+    } else {
+        Flavor::OpenSsh
+    }
+}
+
+impl Program {
+    /// `--ssh` as given (a name on PATH or a path), else dbclient, else ssh.
+    pub fn find(choice: Option<&str>) -> Result<Program> {
+        let path = match choice {
+            Some(c) if c.contains('/') => {
+                if std::fs::metadata(c).is_err() {
+                    return Err(Error::new(Status::NoInput, msg(&["SSH client ", c, " does not exist; install dropbear or openssh-client, or fix --ssh"])));
+                }
+                c.to_string()
+            }
+            Some(c) => find_in_path(c)
+                .ok_or_else(|| Error::new(Status::NoInput, msg(&["SSH client ", c, " not found on PATH; install it or give its full path with --ssh"])))?,
+            None => find_in_path("dbclient").or_else(|| find_in_path("ssh")).ok_or_else(|| {
+                Error::new(Status::NoInput, "no SSH client found: neither dbclient nor ssh is on PATH; install dropbear or openssh-client, or use --ssh PATH")
+            })?,
+        };
+        let flavor = flavor_of(&path);
+        Ok(Program { path, flavor })
+    }
+}
+
+/// One server to fetch from.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub key: Option<String>,
+    pub host_key: PublicKey,
+    pub agent: bool,
+}
+
+impl Server {
+    /// `user@host:port`, for log lines.
+    pub fn label(&self) -> String {
+        let port = crate::log::Num::new(self.port as u64);
+        msg(&[&self.user, "@", &self.host, ":", port.as_str()])
+    }
+}
+
+/// Refuses a private key that is missing or readable by group or others.
+pub fn check_key_file(path: &str) -> Result<()> {
+    let m = std::fs::metadata(path).map_err(|e| {
+        let mut s = msg(&["key file ", path, " cannot be read ("]);
+        crate::error::push_display(&mut s, e);
+        s.push_str("); create it with `entropyservice keygen --out ");
+        s.push_str(path);
+        s.push_str("` or fix -i");
+        Error::new(Status::NoInput, s)
+    })?;
+    if !m.is_file() {
+        return Err(Error::new(Status::NoInput, msg(&["key file ", path, " is not a regular file"])));
+    }
+    if m.permissions().mode() & 0o077 != 0 {
+        return Err(Error::new(
+            Status::NoPerm,
+            msg(&["key file ", path, " is readable by group or others; run: chmod 600 ", path]),
+        ));
+    }
+    Ok(())
+}
+
+/// A private HOME with `.ssh/known_hosts` holding only the pinned key.
+/// Removed on drop.
+struct PinnedHome {
+    dir: String,
+}
+
+impl PinnedHome {
+    fn create(runtime: &str, server: &Server, flavor: Flavor) -> Result<PinnedHome> {
+        let pid = crate::log::Num::new(std::process::id() as u64);
+        let dir = msg(&[runtime, "/home-", pid.as_str()]);
+        let _ = std::fs::remove_dir_all(&dir);
+        let ssh_dir = msg(&[&dir, "/.ssh"]);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&ssh_dir)
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", &ssh_dir]), e))?;
+        // dbclient matches known_hosts by host name only; OpenSSH wants
+        // [host]:port for a port other than 22.
+        let mut line = String::new();
+        if flavor == Flavor::OpenSsh && server.port != 22 {
+            let port = crate::log::Num::new(server.port as u64);
+            line.push_str(&msg(&["[", &server.host, "]:", port.as_str()]));
+        } else {
+            line.push_str(&server.host);
+        }
+        line.push(' ');
+        line.push_str(&server.host_key.line());
+        line.push('\n');
+        let path = msg(&[&ssh_dir, "/known_hosts"]);
+        let home = PinnedHome { dir };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", &path]), e))?;
+        std::io::Write::write_all(&mut f, line.as_bytes()).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write ", &path]), e))?;
+        Ok(home)
+    }
+
+    fn known_hosts(&self) -> String {
+        msg(&[&self.dir, "/.ssh/known_hosts"])
+    }
+}
+
+impl Drop for PinnedHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn host_key_algorithms(kind: &str) -> &str {
+    match kind {
+        "ssh-rsa" => "rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+        k => k,
+    }
+}
+
+/// The argument vector for the child, after the program name. Only checked
+/// values go in: host and user passed `parse::is_safe_*`, the command is
+/// built by this program.
+pub fn arguments(p: &Program, s: &Server, known_hosts: &str, command: &str, connect_timeout_s: u64) -> Vec<String> {
+    let port = crate::log::Num::new(s.port as u64);
+    let mut a: Vec<String> = Vec::with_capacity(40);
+    let mut push = |x: &str| a.push(x.to_string());
+    match p.flavor {
+        Flavor::Dropbear => {
+            for x in ["-T", "-K", "15", "-I", "0", "-p", port.as_str(), "-l", &s.user] {
+                push(x);
+            }
+            if let Some(k) = &s.key {
+                push("-i");
+                push(k);
+            }
+        }
+        Flavor::OpenSsh => {
+            let ct = crate::log::Num::new(connect_timeout_s.max(1));
+            let uk = msg(&["UserKnownHostsFile=", known_hosts]);
+            let hka = msg(&["HostKeyAlgorithms=", host_key_algorithms(&s.host_key.kind)]);
+            let cto = msg(&["ConnectTimeout=", ct.as_str()]);
+            for x in [
+                "-T", "-x", "-a", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", &uk, "-o",
+                "GlobalKnownHostsFile=/dev/null", "-o", &hka, "-o", "CheckHostIP=no", "-o", "UpdateHostKeys=no", "-o", &cto, "-o",
+                "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "PasswordAuthentication=no", "-o",
+                "KbdInteractiveAuthentication=no", "-o", "ClearAllForwardings=yes", "-o", "LogLevel=ERROR", "-p", port.as_str(), "-l", &s.user,
+            ] {
+                push(x);
+            }
+            if !s.agent {
+                push("-o");
+                push("IdentityAgent=none");
+            }
+            if let Some(k) = &s.key {
+                push("-o");
+                push("IdentitiesOnly=yes");
+                push("-i");
+                push(k);
+            }
+        }
+    }
+    push(&s.host);
+    push(command);
+    a
+}
+
+/// What one read from the child produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    Data(usize),
+    Eof,
+    Timeout,
+    Interrupted,
+}
+
+/// A running SSH child. Dropping it kills and reaps the child.
+pub struct Session {
+    child: Child,
+    out: ChildStdout,
+    err: Option<ChildStderr>,
+    errbuf: heapless::Vec<u8, 2048>,
+    _home: PinnedHome,
+    reaped: bool,
+}
+
+impl Session {
+    pub fn start(p: &Program, s: &Server, command: &str, runtime: &str, connect_timeout_s: u64) -> Result<Session> {
+        let home = PinnedHome::create(runtime, s, p.flavor)?;
+        let args = arguments(p, s, &home.known_hosts(), command, connect_timeout_s);
+        let mut cmd = Command::new(&p.path);
+        cmd.args(&args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HOME", &home.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if s.agent {
+            if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") {
+                cmd.env("SSH_AUTH_SOCK", sock);
+            }
+        }
+        crate::sys::detach_child(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::os(Status::Unavailable, &msg(&["cannot start ", &p.path]), e))?;
+        let (out, err) = match (child.stdout.take(), child.stderr.take()) {
+            (Some(o), Some(e)) => (o, e),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::new(Status::Internal, "SSH child has no pipes"));
+            }
+        };
+        Ok(Session {
+            child,
+            out,
+            err: Some(err),
+            errbuf: heapless::Vec::new(),
+            _home: home,
+            reaped: false,
+        })
+    }
+
+    /// Waits up to `timeout_ns` for bytes on the child's stdout, collecting
+    /// its stderr meanwhile. Blocking reads, with poll as the watchdog.
+    pub fn read(&mut self, buf: &mut [u8], timeout_ns: u64) -> Result<Read> {
+        let ts = rustix::time::Timespec {
+            tv_sec: (timeout_ns / 1_000_000_000) as _,
+            tv_nsec: (timeout_ns % 1_000_000_000) as _,
+        };
+        loop {
+            let (out_ready, err_ready) = {
+                let mut fds: heapless::Vec<PollFd<'_>, 2> = heapless::Vec::new();
+                let _ = fds.push(PollFd::new(&self.out, PollFlags::IN));
+                if let Some(e) = &self.err {
+                    let _ = fds.push(PollFd::new(e, PollFlags::IN));
+                }
+                match poll(&mut fds, Some(&ts)) {
+                    Ok(0) => return Ok(Read::Timeout),
+                    Ok(_) => {}
+                    Err(Errno::INTR) => return Ok(Read::Interrupted),
+                    Err(e) => return Err(Error::os(Status::Os, "poll on the SSH child failed", e)),
+                }
+                let o = !fds[0].revents().is_empty();
+                let e = fds.get(1).map(|f| !f.revents().is_empty()).unwrap_or(false);
+                (o, e)
+            };
+            if err_ready {
+                self.drain_stderr();
+            }
+            if out_ready {
+                return match self.out.read(buf) {
+                    Ok(0) => Ok(Read::Eof),
+                    Ok(n) => Ok(Read::Data(n)),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(Read::Interrupted),
+                    Err(e) => Err(Error::os(Status::Unavailable, "reading from the SSH child failed", e)),
+                };
+            }
+        }
+    }
+
+    fn drain_stderr(&mut self) {
+        let mut tmp = [0u8; 512];
+        let n = match self.err.as_mut().map(|e| e.read(&mut tmp)) {
+            Some(Ok(n)) if n > 0 => n,
+            _ => {
+                self.err = None;
+                return;
+            }
+        };
+        let room = self.errbuf.capacity() - self.errbuf.len();
+        let _ = self.errbuf.extend_from_slice(&tmp[..n.min(room)]);
+    }
+
+    /// Kills the child (if still running), reaps it and returns what it said
+    /// on stderr and whether it exited with status 0 by itself.
+    pub fn finish(mut self) -> (bool, String) {
+        let clean = self.reap();
+        (clean, String::from_utf8_lossy(&self.errbuf).into_owned())
+    }
+
+    fn reap(&mut self) -> bool {
+        if self.reaped {
+            return false;
+        }
+        self.reaped = true;
+        // Give a child that already hit EOF a moment to exit by itself.
+        for _ in 0..50 {
+            match self.child.try_wait() {
+                Ok(Some(st)) => {
+                    while self.err.is_some() {
+                        self.drain_stderr();
+                    }
+                    return st.success();
+                }
+                Ok(None) => {
+                    crate::clock::sleep_ns(2_000_000);
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.reaped = true;
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Classifies an SSH failure from the child's stderr. Host-key failures get
+/// a message naming both fingerprints.
+pub fn diagnose(s: &Server, stderr: &str) -> Error {
+    let hk = ["mismatch", "IDENTIFICATION HAS CHANGED", "not in the trusted hosts", "Host key verification failed", "Didn't validate host key", "no matching host key type", "host key is known"];
+    if hk.iter().any(|p| stderr.contains(p)) {
+        let pinned = s.host_key.fingerprint();
+        let offered = stderr
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
+            .map(|w| w.trim_end_matches(['.', ',', ')']))
+            .find(|w| w.starts_with("SHA256:") && *w != pinned)
+            .unwrap_or("unknown (the server offers no key of the pinned type)");
+        return Error::new(
+            Status::HostKey,
+            msg(&[
+                "host key of ", &s.host, " does not match the pinned key ", &pinned, " (server offered ", offered,
+                "); update --host-key if the server was re-keyed",
+            ]),
+        );
+    }
+    let last = stderr.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no message");
+    let last = last.get(..last.len().min(300)).unwrap_or(last);
+    let status = if stderr.contains("ermission denied") || stderr.contains("No auth methods") || stderr.contains("Exhausted available authentication") {
+        Status::NoPerm
+    } else {
+        Status::Unavailable
+    };
+    Error::new(status, msg(&["SSH session to ", &s.label(), " failed: ", last]))
+}
+
+/// Checks a user-supplied host and user for use as SSH arguments.
+pub fn check_target(host: &str, user: &str) -> Result<()> {
+    if !parse::is_safe_host(host) {
+        return Err(Error::new(Status::Usage, msg(&["invalid host name ", host, ": use letters, digits, '.', '-', ':' only"])));
+    }
+    if !parse::is_safe_name(user) {
+        return Err(Error::new(Status::Usage, msg(&["invalid user name ", user])));
+    }
+    Ok(())
+}
