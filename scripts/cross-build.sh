@@ -93,6 +93,25 @@ command -v cargo-zigbuild >/dev/null 2>&1 \
 
 [ -f "$BUDGET_FILE" ] || die "missing $BUDGET_FILE"
 
+# Post-link strip: cargo's strip=true leaves non-allocated sections such as
+# MIPS .pdr (72 KiB on mipsel), .comment and .mdebug.*; llvm-objcopy
+# --strip-all drops them. rustc ships it as rust-objcopy (needs the
+# toolchain's libLLVM on LD_LIBRARY_PATH); else Debian's llvm package.
+SYSROOT=$(rustup run "$NIGHTLY" rustc --print sysroot)
+HOST=$(rustup run "$NIGHTLY" rustc -vV | sed -n 's/^host: //p')
+objcopy_strip() {
+    local ro=$SYSROOT/lib/rustlib/$HOST/bin/rust-objcopy
+    if [ -x "$ro" ] && LD_LIBRARY_PATH=$SYSROOT/lib "$ro" --version >/dev/null 2>&1; then
+        LD_LIBRARY_PATH=$SYSROOT/lib "$ro" --strip-all "$1" "$2"
+        return
+    fi
+    local lo
+    lo=$(command -v llvm-objcopy || ls /usr/bin/llvm-objcopy-* 2>/dev/null | sort -V | tail -1 || true)
+    if [ -z "$lo" ]; then apt_install llvm; lo=$(command -v llvm-objcopy || true); fi
+    [ -n "$lo" ] || die "no llvm-objcopy (neither rust-objcopy in $SYSROOT nor Debian's llvm)"
+    "$lo" --strip-all "$1" "$2"
+}
+
 # --- per-target expectations ---------------------------------------------------
 # echo "CLASS DATA MACHINE-SUBSTRING [FLAGS-SUBSTRING]" as readelf -h prints them.
 expect_for() {
@@ -138,8 +157,12 @@ fi
 #                         rustup-installed tier-2 std; with build-std (and for the tier-3
 #                         MIPS targets) zig must supply crt1.o and libc.a.
 #  panic=immediate-abort  no panic machinery or messages at all (nightly, -Zunstable-options).
-# RUSTFLAGS from the environment go after ours (EXTRA_RUSTFLAGS).
-BASE_RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort"
+#  force-unwind-tables=no nothing unwinds, so no .eh_frame for Rust code (-17 KiB on mipsel).
+#  location-detail=none   no file:line:col strings for the (aborting) panics.
+# Tried and not used: opt-level="s" (+6% on mipsel), -Zfmt-debug=none (no gain),
+# --icf=all (zig's linker refuses it).
+# EXTRA_RUSTFLAGS from the environment go after ours.
+BASE_RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort -C force-unwind-tables=no -Zlocation-detail=none"
 
 mkdir -p "$DIST"
 declare -A SIZE
@@ -154,7 +177,8 @@ for t in "${TARGETS[@]}"; do
     src=$CARGO_TARGET_DIR/$t/release/entropyservice
     [ -f "$src" ] || die "$t: $src not produced"
     out=$DIST/entropyservice-$t
-    cp -f "$src" "$out"
+    rm -f "$out"
+    objcopy_strip "$src" "$out" || die "$t: llvm-objcopy --strip-all failed"
 
     # ELF header
     IFS='|' read -r eclass edata emach eflags <<<"$(expect_for "$t")"

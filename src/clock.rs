@@ -4,7 +4,9 @@
 /// Monotonic nanoseconds since an arbitrary start (immune to wall-clock jumps).
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
 }
 
 /// Wall-clock seconds since the epoch, for status lines only.
@@ -19,7 +21,10 @@ pub fn sleep_ns(ns: u64) -> bool {
         tv_sec: (ns / 1_000_000_000) as _,
         tv_nsec: (ns % 1_000_000_000) as _,
     };
-    !matches!(rustix::event::poll(&mut [], Some(&ts)), Err(rustix::io::Errno::INTR))
+    !matches!(
+        rustix::event::poll(&mut [], Some(&ts)),
+        Err(rustix::io::Errno::INTR)
+    )
 }
 
 /// Sleeps until `ns` have passed or a terminating signal was received.

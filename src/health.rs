@@ -27,7 +27,9 @@ impl Failure {
     pub fn as_str(self) -> &'static str {
         match self {
             Failure::Repetition => "repetition count test failed (the same byte 6 times in a row)",
-            Failure::Proportion => "adaptive proportion test failed (one byte value 19 times in 512)",
+            Failure::Proportion => {
+                "adaptive proportion test failed (one byte value 19 times in 512)"
+            }
             Failure::RepeatedBlock => "a 32-byte block was repeated",
         }
     }

@@ -109,7 +109,13 @@ impl Pool {
                         self.can_credit = false;
                         log::warn("cannot credit entropy without CAP_SYS_ADMIN (run as root); mixing bytes into /dev/random without credit");
                     }
-                    Err(e) => return Err(Error::os(Status::Os, "RNDADDENTROPY on /dev/random failed", e)),
+                    Err(e) => {
+                        return Err(Error::os(
+                            Status::Os,
+                            "RNDADDENTROPY on /dev/random failed",
+                            e,
+                        ))
+                    }
                 }
             }
             self.random
@@ -144,7 +150,11 @@ impl Pool {
                 self.can_credit = false;
                 Ok(false)
             }
-            Err(e) => Err(Error::os(Status::Os, "RNDRESEEDCRNG on /dev/random failed", e)),
+            Err(e) => Err(Error::os(
+                Status::Os,
+                "RNDRESEEDCRNG on /dev/random failed",
+                e,
+            )),
         }
     }
 }

@@ -51,13 +51,21 @@ fn seed_cmd(a: &cli::Seed) -> Result<()> {
                 " bytes mixed, ",
                 log::Num::new(l.bits_credited).as_str(),
                 " bits credited; new seed saved",
-                if creditable { " (creditable)" } else { " (not creditable)" },
+                if creditable {
+                    " (creditable)"
+                } else {
+                    " (not creditable)"
+                },
             ]);
             Ok(())
         }
         "save" => {
             let creditable = d.save()?;
-            log::info(if creditable { "seed save: creditable seed written" } else { "seed save: seed written, not creditable (CRNG not ready)" });
+            log::info(if creditable {
+                "seed save: creditable seed written"
+            } else {
+                "seed save: seed written, not creditable (CRNG not ready)"
+            });
             Ok(())
         }
         _ => Err(Error::new(Status::Usage, "seed takes `load` or `save`")),
@@ -71,7 +79,10 @@ pub fn run(top: cli::Top) -> Result<()> {
         return Ok(());
     }
     match top.cmd {
-        None => Err(Error::new(Status::Usage, "no command given; run `entropyservice --help`")),
+        None => Err(Error::new(
+            Status::Usage,
+            "no command given; run `entropyservice --help`",
+        )),
         Some(cli::Cmd::Server(a)) => server::run(&a),
         Some(cli::Cmd::Client(a)) => client::run(&a),
         Some(cli::Cmd::Sink(a)) => sink::run(&a),

@@ -16,7 +16,12 @@ pub const UNCAPPED_SLOTS: u32 = 4096;
 pub fn default_lock_dir() -> String {
     let uid = rustix::process::getuid().as_raw();
     if uid == 0 {
-        "/run/entropyservice".into()
+        // OpenWrt has /var/run (a link into /tmp) but not always /run.
+        if std::fs::metadata("/run").is_ok() {
+            "/run/entropyservice".into()
+        } else {
+            "/var/run/entropyservice".into()
+        }
     } else {
         msg(&["/tmp/entropyservice-", Num::new(uid as u64).as_str()])
     }
@@ -25,11 +30,26 @@ pub fn default_lock_dir() -> String {
 /// Creates `dir` (mode 0700) if missing and refuses one that another user
 /// owns or that others can write to.
 pub fn ensure_private_dir(dir: &str) -> Result<()> {
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => {}
-        Err(e) => return Err(Error::os(Status::CantCreate, &msg(&["cannot create lock directory ", dir, "; create it or choose another with --lock-dir"]), e)),
+        Err(e) => {
+            return Err(Error::os(
+                Status::CantCreate,
+                &msg(&[
+                    "cannot create lock directory ",
+                    dir,
+                    "; create it or choose another with --lock-dir",
+                ]),
+                e,
+            ))
+        }
     }
-    let m = std::fs::symlink_metadata(dir).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot stat ", dir]), e))?;
+    let m = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot stat ", dir]), e))?;
     let uid = rustix::process::getuid().as_raw();
     if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o022 != 0 {
         return Err(Error::new(
@@ -61,7 +81,13 @@ pub fn acquire(dir: &str, cap: u32) -> Result<Option<Slot>> {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot open slot file ", &path]), e))?;
+            .map_err(|e| {
+                Error::os(
+                    Status::CantCreate,
+                    &msg(&["cannot open slot file ", &path]),
+                    e,
+                )
+            })?;
         match flock(&f, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(Some(Slot { _file: f })),
             Err(Errno::WOULDBLOCK) => continue,

@@ -68,6 +68,9 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(super::Num::new(0).as_str(), "0");
-        assert_eq!(super::Num::new(18446744073709551615).as_str(), "18446744073709551615");
+        assert_eq!(
+            super::Num::new(18446744073709551615).as_str(),
+            "18446744073709551615"
+        );
     }
 }

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let name = strs.first().map(|s| s.rsplit('/').next().unwrap_or(s)).unwrap_or("entropyservice");
+    let name = strs
+        .first()
+        .map(|s| s.rsplit('/').next().unwrap_or(s))
+        .unwrap_or("entropyservice");
     let top = match cli::Top::from_args(&[name], strs.get(1..).unwrap_or(&[])) {
         Ok(t) => t,
         Err(early) => {

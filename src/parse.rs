@@ -177,7 +177,8 @@ pub fn is_safe_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && !s.starts_with(['.', '-'])
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// A host name or address that can be passed to an SSH client as one argument
@@ -186,7 +187,8 @@ pub fn is_safe_host(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && !s.starts_with('-')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
 }
 
 /// Splits `[USER@]HOST`. Both parts must be safe.
@@ -208,17 +210,35 @@ mod tests {
         assert_eq!(request("get 64", 100), Ok(Request::Get(64)));
         assert_eq!(request("  get   100 ", 100), Ok(Request::Get(100)));
         assert_eq!(request("get 101", 100), Err(RequestError::TooLarge));
-        assert_eq!(request("get 99999999999", 1 << 20), Err(RequestError::TooLarge));
-        assert_eq!(request("get 999999999999999999999", 100), Err(RequestError::BadCount));
+        assert_eq!(
+            request("get 99999999999", 1 << 20),
+            Err(RequestError::TooLarge)
+        );
+        assert_eq!(
+            request("get 999999999999999999999", 100),
+            Err(RequestError::BadCount)
+        );
         assert_eq!(request("get -1", 100), Err(RequestError::BadCount));
         assert_eq!(request("get +1", 100), Err(RequestError::BadCount));
         assert_eq!(request("get 0", 100), Err(RequestError::BadCount));
         assert_eq!(request("get", 100), Err(RequestError::MissingCount));
-        assert_eq!(request("get 10; rm -rf /", 100), Err(RequestError::BadCount));
-        assert_eq!(request("get 10 ; rm -rf /", 100), Err(RequestError::TrailingJunk));
+        assert_eq!(
+            request("get 10; rm -rf /", 100),
+            Err(RequestError::BadCount)
+        );
+        assert_eq!(
+            request("get 10 ; rm -rf /", 100),
+            Err(RequestError::TrailingJunk)
+        );
         assert_eq!(request("sh", 100), Err(RequestError::UnknownVerb));
-        assert_eq!(request("cat /etc/shadow", 100), Err(RequestError::UnknownVerb));
-        assert_eq!(request(&"get 1".repeat(20), 100), Err(RequestError::TooLong));
+        assert_eq!(
+            request("cat /etc/shadow", 100),
+            Err(RequestError::UnknownVerb)
+        );
+        assert_eq!(
+            request(&"get 1".repeat(20), 100),
+            Err(RequestError::TooLong)
+        );
     }
 
     #[test]
@@ -244,7 +264,9 @@ mod tests {
         assert!(!Cidr::parse("127.0.0.0/8").unwrap().contains(v6));
         let mapped = peer_address("::ffff:10.1.2.3 1 2 3").unwrap();
         assert!(Cidr::parse("10.0.0.0/8").unwrap().contains(mapped));
-        assert!(Cidr::parse("fe80::/10").unwrap().contains("fe80::1".parse().unwrap()));
+        assert!(Cidr::parse("fe80::/10")
+            .unwrap()
+            .contains("fe80::1".parse().unwrap()));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(p));
         assert_eq!(peer_address(""), None);
         assert_eq!(peer_address("127.0.0.1"), None);

@@ -86,7 +86,11 @@ pub struct Backoff {
 impl Backoff {
     pub fn new(min: u64, max: u64) -> Self {
         let max = max.max(min);
-        Backoff { min, max, next: min }
+        Backoff {
+            min,
+            max,
+            next: min,
+        }
     }
 
     /// The delay to wait now; doubles the next one up to the cap.

@@ -43,10 +43,26 @@ impl SeedDir {
             .recursive(true)
             .mode(0o700)
             .create(path)
-            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create seed directory ", path]), e))?;
-        let dir = File::open(path).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot open seed directory ", path]), e))?;
-        flock(&dir, FlockOperation::LockExclusive).map_err(|e| Error::os(Status::Os, &msg(&["cannot lock seed directory ", path]), e))?;
-        Ok(SeedDir { path: path.into(), dir })
+            .map_err(|e| {
+                Error::os(
+                    Status::CantCreate,
+                    &msg(&["cannot create seed directory ", path]),
+                    e,
+                )
+            })?;
+        let dir = File::open(path).map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&["cannot open seed directory ", path]),
+                e,
+            )
+        })?;
+        flock(&dir, FlockOperation::LockExclusive)
+            .map_err(|e| Error::os(Status::Os, &msg(&["cannot lock seed directory ", path]), e))?;
+        Ok(SeedDir {
+            path: path.into(),
+            dir,
+        })
     }
 
     fn file(&self, name: &str) -> String {
@@ -54,7 +70,13 @@ impl SeedDir {
     }
 
     fn sync(&self) -> Result<()> {
-        rustix::fs::fsync(&self.dir).map_err(|e| Error::os(Status::Io, &msg(&["cannot fsync seed directory ", &self.path]), e))
+        rustix::fs::fsync(&self.dir).map_err(|e| {
+            Error::os(
+                Status::Io,
+                &msg(&["cannot fsync seed directory ", &self.path]),
+                e,
+            )
+        })
     }
 
     /// Takes one seed file out of the directory: read, remove, fsync the
@@ -64,7 +86,13 @@ impl SeedDir {
         let mut f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::os(Status::Io, &msg(&["cannot open seed ", &path]), e)),
+            Err(e) => {
+                return Err(Error::os(
+                    Status::Io,
+                    &msg(&["cannot open seed ", &path]),
+                    e,
+                ))
+            }
         };
         let mut buf = [0u8; MAX_SEED + 1];
         let mut n = 0;
@@ -78,14 +106,25 @@ impl SeedDir {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::os(Status::Io, &msg(&["cannot read seed ", &path]), e)),
+                Err(e) => {
+                    return Err(Error::os(
+                        Status::Io,
+                        &msg(&["cannot read seed ", &path]),
+                        e,
+                    ))
+                }
             }
         }
-        std::fs::remove_file(&path).map_err(|e| Error::os(Status::Io, &msg(&["cannot remove seed ", &path]), e))?;
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::os(Status::Io, &msg(&["cannot remove seed ", &path]), e))?;
         self.sync()?;
         if n < MIN_SEED || n > MAX_SEED {
             buf.fill(0);
-            log::warn_parts(&["ignoring seed ", &path, ": its size is not between 32 and 512 bytes"]);
+            log::warn_parts(&[
+                "ignoring seed ",
+                &path,
+                ": its size is not between 32 and 512 bytes",
+            ]);
             return Ok(None);
         }
         let mut v = heapless::Vec::new();
@@ -116,7 +155,8 @@ impl SeedDir {
         let creditable = match getrandom(&mut seed[..len], GetRandomFlags::NONBLOCK) {
             Ok(_) => true,
             Err(Errno::AGAIN) => {
-                getrandom(&mut seed[..len], GetRandomFlags::INSECURE).map_err(|e| Error::os(Status::Os, "getrandom failed", e))?;
+                getrandom(&mut seed[..len], GetRandomFlags::INSECURE)
+                    .map_err(|e| Error::os(Status::Os, "getrandom failed", e))?;
                 false
             }
             Err(e) => return Err(Error::os(Status::Os, "getrandom failed", e)),
@@ -128,9 +168,19 @@ impl SeedDir {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        let (name, other) = if creditable { (CREDIT, NO_CREDIT) } else { (NO_CREDIT, CREDIT) };
+        let (name, other) = if creditable {
+            (CREDIT, NO_CREDIT)
+        } else {
+            (NO_CREDIT, CREDIT)
+        };
         let dest = self.file(name);
-        std::fs::rename(&tmp, &dest).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot rename ", &tmp, " to ", &dest]), e))?;
+        std::fs::rename(&tmp, &dest).map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&["cannot rename ", &tmp, " to ", &dest]),
+                e,
+            )
+        })?;
         // One seed at a time: an older one of the other kind is stale now.
         match std::fs::remove_file(self.file(other)) {
             Ok(()) => {}
@@ -149,8 +199,10 @@ impl SeedDir {
             .mode(0o600)
             .open(tmp)
             .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", tmp]), e))?;
-        f.write_all(data).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write ", tmp]), e))?;
-        f.sync_all().map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot fsync ", tmp]), e))?;
+        f.write_all(data)
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write ", tmp]), e))?;
+        f.sync_all()
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot fsync ", tmp]), e))?;
         Ok(())
     }
 
@@ -172,7 +224,15 @@ fn seed_len() -> usize {
 pub fn check_dir_mode(path: &str) -> Result<()> {
     if let Ok(m) = std::fs::metadata(path) {
         if m.permissions().mode() & 0o077 != 0 {
-            return Err(Error::new(Status::NoPerm, msg(&["seed directory ", path, " is accessible by group or others; run: chmod 700 ", path])));
+            return Err(Error::new(
+                Status::NoPerm,
+                msg(&[
+                    "seed directory ",
+                    path,
+                    " is accessible by group or others; run: chmod 700 ",
+                    path,
+                ]),
+            ));
         }
     }
     Ok(())

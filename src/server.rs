@@ -26,7 +26,15 @@ struct Audit<'a> {
 
 impl Audit<'_> {
     fn line(&mut self, parts: &[&str]) {
-        let mut s = msg(&["client=", self.client, " peer=", &self.peer, " request=\"", &self.request, "\""]);
+        let mut s = msg(&[
+            "client=",
+            self.client,
+            " peer=",
+            &self.peer,
+            " request=\"",
+            &self.request,
+            "\"",
+        ]);
         for p in parts {
             s.push_str(p);
         }
@@ -43,22 +51,47 @@ impl Audit<'_> {
 fn printable(s: &str) -> String {
     s.chars()
         .take(parse::MAX_REQUEST)
-        .map(|c| if c.is_ascii_graphic() && c != '"' || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
 pub fn run(a: &cli::Server) -> Result<()> {
     crate::sys::syslog_open(c"entropyservice");
     if !parse::is_safe_name(&a.client) {
-        return Err(Error::new(Status::Usage, "--client must be 1-64 of letters, digits, '.', '_', '-'"));
+        return Err(Error::new(
+            Status::Usage,
+            "--client must be 1-64 of letters, digits, '.', '_', '-'",
+        ));
     }
-    let max_time = parse::duration_ns(&a.max_time).ok_or_else(|| Error::new(Status::Usage, "--max-time must be a duration such as 30s, 10m or 1h"))?;
+    let max_time = parse::duration_ns(&a.max_time).ok_or_else(|| {
+        Error::new(
+            Status::Usage,
+            "--max-time must be a duration such as 30s, 10m or 1h",
+        )
+    })?;
     let allow = match &a.allow_from {
-        Some(s) => Some(parse::cidr_list(s).ok_or_else(|| Error::new(Status::Usage, msg(&["--allow-from ", s, " is not a comma-separated list of CIDRs such as 192.0.2.0/24,2001:db8::/32"])))?),
+        Some(s) => Some(parse::cidr_list(s).ok_or_else(|| {
+            Error::new(
+                Status::Usage,
+                msg(&[
+                    "--allow-from ",
+                    s,
+                    " is not a comma-separated list of CIDRs such as 192.0.2.0/24,2001:db8::/32",
+                ]),
+            )
+        })?),
         None => None,
     };
     let raw_request = std::env::var("SSH_ORIGINAL_COMMAND").unwrap_or_default();
-    let conn = std::env::var("SSH_CONNECTION").or_else(|_| std::env::var("SSH_CLIENT")).ok();
+    let conn = std::env::var("SSH_CONNECTION")
+        .or_else(|_| std::env::var("SSH_CLIENT"))
+        .ok();
     let peer = conn.as_deref().and_then(parse::peer_address);
     let mut audit = Audit {
         client: &a.client,
@@ -72,12 +105,32 @@ pub fn run(a: &cli::Server) -> Result<()> {
             (None, None) => "local".into(),
         },
         request: printable(&raw_request),
-        file: a.audit_file.as_ref().and_then(|p| std::fs::OpenOptions::new().append(true).create(true).open(p).ok()),
+        file: a.audit_file.as_ref().and_then(|p| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(p)
+                .ok()
+        }),
     };
-    let result = session(a, &raw_request, peer, conn.is_some(), allow.as_deref(), max_time, &mut audit);
+    let result = session(
+        a,
+        &raw_request,
+        peer,
+        conn.is_some(),
+        allow.as_deref(),
+        max_time,
+        &mut audit,
+    );
     match &result {
         Ok(_) => {}
-        Err(e) => audit.line(&[" refused status=", Num::new(e.exit_code() as u64).as_str(), " reason=\"", &e.msg, "\""]),
+        Err(e) => audit.line(&[
+            " refused status=",
+            Num::new(e.exit_code() as u64).as_str(),
+            " reason=\"",
+            &e.msg,
+            "\"",
+        ]),
     }
     result.map(|_| ())
 }
@@ -91,14 +144,34 @@ fn session(
     max_time: u64,
     audit: &mut Audit<'_>,
 ) -> Result<()> {
-    let request = parse::request(raw_request, a.max_bytes).map_err(|e| Error::new(Status::Data, msg(&["bad request: ", e.as_str()])))?;
+    let request = parse::request(raw_request, a.max_bytes)
+        .map_err(|e| Error::new(Status::Data, msg(&["bad request: ", e.as_str()])))?;
     if let Some(allow) = allow {
         let Some(p) = peer else {
-            let why = if have_conn { "SSH_CONNECTION is malformed" } else { "SSH_CONNECTION and SSH_CLIENT are not set" };
-            return Err(Error::new(Status::NoPerm, msg(&["peer not allowed: ", why, "; --allow-from needs the peer address from sshd or dropbear"])));
+            let why = if have_conn {
+                "SSH_CONNECTION is malformed"
+            } else {
+                "SSH_CONNECTION and SSH_CLIENT are not set"
+            };
+            return Err(Error::new(
+                Status::NoPerm,
+                msg(&[
+                    "peer not allowed: ",
+                    why,
+                    "; --allow-from needs the peer address from sshd or dropbear",
+                ]),
+            ));
         };
         if !allow.iter().any(|c| c.contains(p)) {
-            return Err(Error::new(Status::NoPerm, msg(&["peer ", &audit.peer, " is not allowed by --allow-from for client ", audit.client])));
+            return Err(Error::new(
+                Status::NoPerm,
+                msg(&[
+                    "peer ",
+                    &audit.peer,
+                    " is not allowed by --allow-from for client ",
+                    audit.client,
+                ]),
+            ));
         }
     }
     let lock_dir = a.lock_dir.clone().unwrap_or_else(limits::default_lock_dir);
@@ -106,7 +179,16 @@ fn session(
         let dir = msg(&[&lock_dir, "/client-", &a.client]);
         limits::ensure_private_dir(&lock_dir)?;
         Some(limits::acquire(&dir, a.max_sessions)?.ok_or_else(|| {
-            Error::new(Status::TempFail, msg(&["session cap reached: client ", &a.client, " already has ", Num::new(a.max_sessions as u64).as_str(), " sessions; try again later"]))
+            Error::new(
+                Status::TempFail,
+                msg(&[
+                    "session cap reached: client ",
+                    &a.client,
+                    " already has ",
+                    Num::new(a.max_sessions as u64).as_str(),
+                    " sessions; try again later",
+                ]),
+            )
         })?)
     } else {
         None
@@ -114,14 +196,25 @@ fn session(
     let all_dir = msg(&[&lock_dir, "/all"]);
     let _total_slot = if a.max_total_sessions > 0 || a.total_rate > 0 {
         limits::ensure_private_dir(&lock_dir)?;
-        let cap = if a.max_total_sessions > 0 { a.max_total_sessions } else { limits::UNCAPPED_SLOTS };
+        let cap = if a.max_total_sessions > 0 {
+            a.max_total_sessions
+        } else {
+            limits::UNCAPPED_SLOTS
+        };
         Some(limits::acquire(&all_dir, cap)?.ok_or_else(|| {
-            Error::new(Status::TempFail, msg(&["server session cap reached: ", Num::new(cap as u64).as_str(), " sessions in total; try again later"]))
+            Error::new(
+                Status::TempFail,
+                msg(&[
+                    "server session cap reached: ",
+                    Num::new(cap as u64).as_str(),
+                    " sessions in total; try again later",
+                ]),
+            )
         })?)
     } else {
         None
     };
-    let mut source = Source::open(&a.source)?;
+    let mut source = Source::open(&a.source, clock::now_ns())?;
     let limit = match request {
         Request::Get(n) => n,
         Request::Stream => a.max_bytes,
@@ -138,8 +231,17 @@ fn session(
         End::Signal => ("signal", Ok(())),
         End::Failed(e) => ("error", Err(e)),
     };
+    if let Some(d) = &source.dropped {
+        audit.line(&[" source-health \"", d, "\""]);
+    }
     audit.line(&[
-        " end bytes=", Num::new(sent).as_str(), " duration_ms=", Num::new(dur_ms).as_str(), " reason=\"", why_str, "\"",
+        " end bytes=",
+        Num::new(sent).as_str(),
+        " duration_ms=",
+        Num::new(dur_ms).as_str(),
+        " reason=\"",
+        why_str,
+        "\"",
     ]);
     res
 }
@@ -153,7 +255,14 @@ enum End {
     Failed(Error),
 }
 
-fn stream(a: &cli::Server, source: &mut Source, limit: u64, start: u64, max_time: u64, all_dir: &str) -> (u64, End) {
+fn stream(
+    a: &cli::Server,
+    source: &mut Source,
+    limit: u64,
+    start: u64,
+    max_time: u64,
+    all_dir: &str,
+) -> (u64, End) {
     let mut buf = [0u8; BUF];
     let burst = a.burst.unwrap_or((a.rate / 4).max(32)).clamp(1, BUF as u64);
     let mut bucket = Bucket::new(a.rate, burst, start);
@@ -170,14 +279,25 @@ fn stream(a: &cli::Server, source: &mut Source, limit: u64, start: u64, max_time
             return (sent, End::MaxTime);
         }
         if sent >= limit {
-            return (sent, if a.max_bytes == limit && limit > 0 { End::MaxBytes } else { End::Done });
+            return (
+                sent,
+                if a.max_bytes == limit && limit > 0 {
+                    End::MaxBytes
+                } else {
+                    End::Done
+                },
+            );
         }
         if now >= next_eval {
             next_eval = now + NS;
             if a.total_rate > 0 {
                 let live = limits::count_live(all_dir).max(1) as u64;
                 let share = a.total_rate / live;
-                let rate = if a.rate == 0 { share } else { a.rate.min(share) };
+                let rate = if a.rate == 0 {
+                    share
+                } else {
+                    a.rate.min(share)
+                };
                 bucket.set_rate(rate.max(1), now);
             }
             if legacy_reserve && crate::kernel::info().entropy_avail < a.reserve_bits as i32 {
@@ -185,14 +305,18 @@ fn stream(a: &cli::Server, source: &mut Source, limit: u64, start: u64, max_time
                 continue;
             }
         }
-        let want = (limit - sent).min(BUF as u64).min(if bucket.rate() == 0 { BUF as u64 } else { bucket.burst() });
+        let want = (limit - sent).min(BUF as u64).min(if bucket.rate() == 0 {
+            BUF as u64
+        } else {
+            bucket.burst()
+        });
         let wait = bucket.wait_ns(want, now);
         if wait > 0 {
             clock::sleep_ns(wait.min(next_eval.saturating_sub(now)).max(1));
             continue;
         }
         let n = bucket.take(want, now) as usize;
-        if let Err(e) = source.fill(&mut buf[..n]) {
+        if let Err(e) = source.fill(&mut buf[..n], now) {
             return (sent, End::Failed(e));
         }
         let w = out.write_all(&buf[..n]).and_then(|()| out.flush());
@@ -201,7 +325,12 @@ fn stream(a: &cli::Server, source: &mut Source, limit: u64, start: u64, max_time
             Ok(()) => sent += n as u64,
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return (sent, End::HungUp),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return (sent, End::Signal),
-            Err(e) => return (sent, End::Failed(Error::os(Status::Io, "writing to the client failed", e))),
+            Err(e) => {
+                return (
+                    sent,
+                    End::Failed(Error::os(Status::Io, "writing to the client failed", e)),
+                )
+            }
         }
     }
 }

@@ -1,42 +1,1082 @@
-//! Setup commands: keygen, authorize, hostkey.
+//! Setup commands: `keygen` makes the client's key, `authorize` adds it to
+//! the server's authorized_keys behind the forced command, `hostkey` prints
+//! the server's host keys for the client's pin.
+//!
+//! Guarantees: helper tools (dropbearkey, ssh-keygen, dropbear, sshd) run
+//! with explicit argument vectors, never through a shell. `keygen` never
+//! replaces an existing key file. `authorize` changes authorized_keys only by
+//! appending one line: temp file in the same directory, fsync, rename, fsync
+//! of the directory, under a lock on the directory; every other byte, the
+//! file's mode and its owner stay as they were. It never writes `from=`
+//! (Dropbear rejects the whole line): the address check is the forced
+//! command's `--allow-from`.
 
-use crate::error::{Error, Result, Status};
+use crate::error::{msg, Error, Result, Status};
+use crate::hostkey::{PublicKey, KEY_TYPES};
+use crate::log::{self, Num};
+use crate::parse;
 use argh::FromArgs;
+use rustix::fs::{flock, FlockOperation};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::process::{Command, Stdio};
+
+pub const DEFAULT_KEY: &str = "/etc/entropyservice/id_client";
+pub const DEFAULT_BINARY: &str = "/usr/bin/entropyservice";
+/// Root's authorized_keys on OpenWrt (its Dropbear ignores ~/.ssh for root).
+pub const OPENWRT_AUTHORIZED_KEYS: &str = "/etc/dropbear/authorized_keys";
+const DROPBEAR_HOST_DIR: &str = "/etc/dropbear";
+const OPENSSH_HOST_DIR: &str = "/etc/ssh";
+/// The options every forced line gets when `restrict` is not known to work.
+const EXPLICIT: &str = "no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding";
+/// First versions that understand `restrict`.
+const DROPBEAR_RESTRICT: (u32, u32) = (2022, 82);
+const OPENSSH_RESTRICT: (u32, u32) = (7, 2);
+/// Larger authorized_keys files are refused rather than rewritten.
+const MAX_AUTHORIZED_KEYS: u64 = 1 << 20;
+const MAX_PUB_FILE: u64 = 64 * 1024;
 
 /// Generate the client's SSH key and print the line to paste on the server.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "keygen")]
 pub struct Keygen {
-    /// private key file to create
+    /// private key file to create, never overwritten; the public line also goes to FILE.pub (default /etc/entropyservice/id_client)
     #[argh(option)]
     pub out: Option<String>,
+    /// key type, ed25519 or rsa (default: ed25519, or RSA 2048 when the tool cannot make ed25519 keys)
+    #[argh(option, long = "type")]
+    pub kind: Option<String>,
+    /// key tool: dropbearkey (Dropbear format, for dbclient) or ssh-keygen (OpenSSH format), or a path to one (default: dropbearkey if present, else ssh-keygen)
+    #[argh(option)]
+    pub tool: Option<String>,
+    /// client name for the printed authorize command (default: this host's name)
+    #[argh(option)]
+    pub client: Option<String>,
 }
 
-/// Add a client's key to authorized_keys with the forced command.
+/// Add a client's key to authorized_keys behind the forced command.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "authorize")]
 pub struct Authorize {
-    /// client name
+    /// client name, for the forced command's --client and the key comment
     #[argh(option)]
     pub client: String,
-    /// public key line or file
+    /// bytes per second for this client's sessions (server --rate)
+    #[argh(option)]
+    pub rate: Option<u64>,
+    /// concurrent sessions allowed for this client (server --max-sessions)
+    #[argh(option)]
+    pub max_sessions: Option<u32>,
+    /// comma-separated CIDRs the client must connect from (server --allow-from)
+    #[argh(option)]
+    pub allow_from: Option<String>,
+    /// most bytes one session may send (server --max-bytes)
+    #[argh(option)]
+    pub max_bytes: Option<u64>,
+    /// longest session, e.g. 10m (server --max-time)
+    #[argh(option)]
+    pub max_time: Option<String>,
+    /// authorized_keys file to change (default ~/.ssh/authorized_keys; /etc/dropbear/authorized_keys for root on OpenWrt)
+    #[argh(option)]
+    pub authorized_keys: Option<String>,
+    /// absolute path of entropyservice on this server (default /usr/bin/entropyservice)
+    #[argh(option)]
+    pub binary: Option<String>,
+    /// SSH server that reads the file: dropbear, openssh or auto (default auto); decides whether `restrict` is safe to use
+    #[argh(option, default = "String::from(\"auto\")")]
+    pub flavor: String,
+    /// write the explicit no-pty,no-port-forwarding,... list even where `restrict` would work
+    #[argh(switch)]
+    pub compat: bool,
+    /// print the line and change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// the client's public key: a "TYPE BASE64 [comment]" line or a .pub file holding one
     #[argh(positional)]
     pub key: String,
 }
 
-/// Print this server's host key lines for the client's pinned host key.
+/// Print this server's host keys for the client's pinned --host-key.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "hostkey")]
-pub struct Hostkey {}
-
-pub fn keygen(_a: &Keygen) -> Result<()> {
-    Err(Error::new(Status::Internal, "keygen: not built yet"))
+pub struct Hostkey {
+    /// directory of Dropbear host keys, dropbear_*_host_key (default /etc/dropbear when no directory is given)
+    #[argh(option)]
+    pub dropbear_dir: Option<String>,
+    /// directory of OpenSSH host keys, ssh_host_*_key.pub (default /etc/ssh when no directory is given)
+    #[argh(option)]
+    pub openssh_dir: Option<String>,
 }
 
-pub fn authorize(_a: &Authorize) -> Result<()> {
-    Err(Error::new(Status::Internal, "authorize: not built yet"))
+// ---------------------------------------------------------------- helpers
+
+fn is_executable(path: &str) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
-pub fn hostkey(_a: &Hostkey) -> Result<()> {
-    Err(Error::new(Status::Internal, "hostkey: not built yet"))
+/// `name` on PATH, then in the sbin and bin directories (sshd and dropbear
+/// live in sbin, which a user's PATH may lack).
+fn find_program(name: &str) -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+        .filter(|d| d.starts_with('/'))
+        .map(|d| msg(&[d, "/", name]))
+        .find(|p| is_executable(p));
+    found
+}
+
+struct ToolRun {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl ToolRun {
+    /// The tool's last non-empty stderr line, bounded, for an error message.
+    fn complaint(&self) -> &str {
+        let l = self
+            .stderr
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("no message");
+        l.get(..l.len().min(200)).unwrap_or(l)
+    }
+}
+
+fn run_tool(program: &str, args: &[&str]) -> Result<ToolRun> {
+    // spawn + wait_with_output, like the SSH child: Command::output would
+    // pull in a second copy of the spawn code.
+    let o = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|c| c.wait_with_output())
+        .map_err(|e| Error::os(Status::Unavailable, &msg(&["cannot run ", program]), e))?;
+    Ok(ToolRun {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    })
+}
+
+/// The first line of `text` that is a public key, with its comment.
+fn first_key_line(text: &str) -> Option<(PublicKey, &str)> {
+    text.lines()
+        .map(str::trim)
+        .find_map(|l| PublicKey::parse(l).ok().map(|k| (k, l)))
+}
+
+fn parent_dir(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &path[..i],
+        None => ".",
+    }
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn remove_if_present(path: &str) {
+    let _ = std::fs::remove_file(path);
+}
+
+fn fsync_dir(dir: &str) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        Error::os(
+            Status::CantCreate,
+            &msg(&["cannot fsync directory ", dir]),
+            e,
+        )
+    })
+}
+
+/// This host's name, if it can be a client name.
+fn host_name() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let s = s.trim();
+    parse::is_safe_name(s).then(|| s.to_string())
+}
+
+// ---------------------------------------------------------------- keygen
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyTool {
+    Dropbear,
+    OpenSsh,
+}
+
+fn keygen_tool(choice: Option<&str>) -> Result<(String, KeyTool)> {
+    let flavor_of = |name: &str| {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.contains("dropbearkey") {
+            Some(KeyTool::Dropbear)
+        } else if base.contains("ssh-keygen") {
+            Some(KeyTool::OpenSsh)
+        } else {
+            None
+        }
+    };
+    match choice {
+        None => find_program("dropbearkey")
+            .map(|p| (p, KeyTool::Dropbear))
+            .or_else(|| find_program("ssh-keygen").map(|p| (p, KeyTool::OpenSsh)))
+            .ok_or_else(|| Error::new(Status::Unavailable, "neither dropbearkey nor ssh-keygen is installed; install dropbear or openssh-client")),
+        Some(c) => {
+            let flavor = flavor_of(c).ok_or_else(|| Error::new(Status::Usage, "--tool must be dropbearkey or ssh-keygen, or a path to one of them"))?;
+            let path = if c.contains('/') {
+                is_executable(c).then(|| c.to_string())
+            } else {
+                find_program(c)
+            };
+            let path = path.ok_or_else(|| Error::new(Status::Unavailable, msg(&["key tool ", c, " is not installed; install it or choose the other with --tool"])))?;
+            Ok((path, flavor))
+        }
+    }
+}
+
+/// Runs the tool to make a `kind` key at `file` (which must not exist).
+fn generate(tool: &str, flavor: KeyTool, kind: &str, file: &str, comment: &str) -> Result<()> {
+    let size: &[&str] = if kind == "rsa" {
+        if flavor == KeyTool::Dropbear {
+            &["-s", "2048"]
+        } else {
+            &["-b", "2048"]
+        }
+    } else {
+        &[]
+    };
+    let mut args: Vec<&str> = match flavor {
+        KeyTool::Dropbear => vec!["-t", kind, "-f", file],
+        KeyTool::OpenSsh => vec!["-q", "-t", kind, "-N", "", "-C", comment, "-f", file],
+    };
+    args.extend_from_slice(size);
+    let r = run_tool(tool, &args)?;
+    if r.ok && std::fs::metadata(file).is_ok() {
+        return Ok(());
+    }
+    Err(Error::new(
+        Status::CantCreate,
+        msg(&[tool, " could not make a ", kind, " key: ", r.complaint()]),
+    ))
+}
+
+/// The public key line (with comment) of the private key `file`.
+fn public_of(tool: &str, flavor: KeyTool, file: &str) -> Result<String> {
+    let text = match flavor {
+        KeyTool::Dropbear => run_tool(tool, &["-y", "-f", file])?.stdout,
+        KeyTool::OpenSsh => {
+            let pub_file = msg(&[file, ".pub"]);
+            std::fs::read_to_string(&pub_file)
+                .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot read ", &pub_file]), e))?
+        }
+    };
+    first_key_line(&text)
+        .map(|(_, l)| l.to_string())
+        .ok_or_else(|| {
+            Error::new(
+                Status::CantCreate,
+                msg(&[tool, " made a key but printed no public key line for it"]),
+            )
+        })
+}
+
+pub fn keygen(a: &Keygen) -> Result<()> {
+    let out = a.out.as_deref().unwrap_or(DEFAULT_KEY);
+    if out.is_empty() || out.ends_with('/') {
+        return Err(Error::new(Status::Usage, "--out must name a file"));
+    }
+    let kinds: &[&str] = match a.kind.as_deref() {
+        None => &["ed25519", "rsa"],
+        Some("ed25519") => &["ed25519"],
+        Some("rsa") => &["rsa"],
+        Some(_) => return Err(Error::new(Status::Usage, "--type must be ed25519 or rsa")),
+    };
+    let name = match &a.client {
+        Some(c) if parse::is_safe_name(c) => c.clone(),
+        Some(_) => {
+            return Err(Error::new(
+                Status::Usage,
+                "--client must be 1-64 of letters, digits, '.', '_', '-'",
+            ))
+        }
+        None => host_name().unwrap_or_else(|| "NAME".into()),
+    };
+    let (tool, flavor) = keygen_tool(a.tool.as_deref())?;
+    if std::fs::symlink_metadata(out).is_ok() {
+        return Err(Error::new(Status::CantCreate, msg(&[out, " already exists; keygen never replaces a key: remove it first or choose another --out"])));
+    }
+    let dir = parent_dir(out);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&["cannot create directory ", dir]),
+                e,
+            )
+        })?;
+
+    // The tool writes a temporary name; link() then publishes it only if
+    // `out` still does not exist, so a key is never replaced even in a race.
+    let tmp = msg(&[out, ".tmp-", Num::new(std::process::id() as u64).as_str()]);
+    let tmp_pub = msg(&[&tmp, ".pub"]);
+    remove_if_present(&tmp);
+    remove_if_present(&tmp_pub);
+    let comment = msg(&["entropyservice:", &name]);
+    let r = make_key(&tool, flavor, kinds, &tmp, &comment, out);
+    remove_if_present(&tmp);
+    remove_if_present(&tmp_pub);
+    let (kind, public) = r?;
+    fsync_dir(dir)?;
+
+    let out_pub = msg(&[out, ".pub"]);
+    let pub_written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&out_pub)
+        .and_then(|mut f| f.write_all(msg(&[&public, "\n"]).as_bytes()));
+    if let Err(e) = pub_written {
+        log::warn(&Error::os(Status::CantCreate, &msg(&["cannot write ", &out_pub]), e).msg);
+    }
+    if kind != kinds[0] {
+        log::warn_parts(&[
+            &tool,
+            " cannot make ed25519 keys here; made an RSA 2048 key instead",
+        ]);
+    }
+    let format = if flavor == KeyTool::Dropbear {
+        "Dropbear format, for dbclient"
+    } else {
+        "OpenSSH format, for ssh"
+    };
+    log::info_parts(&[
+        "created ", out, " (", kind, ", ", format, ") and ", &out_pub,
+    ]);
+    let key_only = PublicKey::parse(&public)
+        .map(|k| k.line())
+        .unwrap_or_default();
+    let text = msg(&[
+        &public,
+        "\n# On the server, as the user this client logs in as, run:\nentropyservice authorize --client ",
+        &name,
+        " '",
+        &key_only,
+        "'\n",
+    ]);
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(())
+}
+
+/// Makes the key at `tmp` (ed25519 first when allowed), fixes its mode,
+/// and links it to `out`. Returns the type made and the public line.
+fn make_key(
+    tool: &str,
+    flavor: KeyTool,
+    kinds: &[&str],
+    tmp: &str,
+    comment: &str,
+    out: &str,
+) -> Result<(&'static str, String)> {
+    let mut first_err = None;
+    let mut made = None;
+    for k in kinds {
+        match generate(tool, flavor, k, tmp, comment) {
+            Ok(()) => {
+                made = Some(if *k == "rsa" { "rsa" } else { "ed25519" });
+                break;
+            }
+            Err(e) => {
+                remove_if_present(tmp);
+                remove_if_present(&msg(&[tmp, ".pub"]));
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let kind = match (made, first_err) {
+        (Some(k), _) => k,
+        (None, Some(e)) => return Err(e),
+        (None, None) => return Err(Error::new(Status::Internal, "no key type to try")),
+    };
+    let public = public_of(tool, flavor, tmp)?;
+    let f = File::open(tmp)
+        .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot open ", tmp]), e))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&["cannot chmod and fsync ", tmp]),
+                e,
+            )
+        })?;
+    std::fs::hard_link(tmp, out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(Status::CantCreate, msg(&[out, " appeared while the key was made; keygen never replaces a key: remove it first or choose another --out"]))
+        } else {
+            Error::os(Status::CantCreate, &msg(&["cannot create ", out]), e)
+        }
+    })?;
+    Ok((kind, public))
+}
+
+// ---------------------------------------------------------------- authorize
+
+/// `TYPE BASE64` line, or a file holding exactly one such line.
+fn read_public_key(arg: &str) -> Result<PublicKey> {
+    let first = arg.split_ascii_whitespace().next().unwrap_or("");
+    if KEY_TYPES.contains(&first) {
+        return PublicKey::parse(arg)
+            .map_err(|e| Error::new(Status::Data, msg(&["invalid public key: ", e.as_str()])));
+    }
+    let mut text = String::new();
+    File::open(arg)
+        .and_then(|f| f.take(MAX_PUB_FILE).read_to_string(&mut text))
+        .map_err(|e| Error::os(Status::NoInput, &msg(&[arg, " is neither a public key line (\"ssh-ed25519 AAAA...\") nor a readable .pub file"]), e))?;
+    let mut keys = text.lines().filter_map(|l| PublicKey::parse(l.trim()).ok());
+    match (keys.next(), keys.next()) {
+        (Some(k), None) => Ok(k),
+        (None, _) => Err(Error::new(Status::Data, msg(&[arg, " holds no public key line; pass the client's .pub file or its \"TYPE BASE64\" line"]))),
+        (Some(_), Some(_)) => Err(Error::new(Status::Data, msg(&[arg, " holds more than one public key; pass the one line to authorize"]))),
+    }
+}
+
+/// An absolute path that is safe inside `command="..."` and the shell that
+/// runs it: letters, digits and `/._+-` only.
+fn is_safe_binary(p: &str) -> bool {
+    p.starts_with('/')
+        && p.len() <= 256
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'+' | b'-'))
+}
+
+/// The forced command: only validated values, so nothing in it needs quoting.
+fn forced_command(a: &Authorize) -> Result<String> {
+    if !parse::is_safe_name(&a.client) {
+        return Err(Error::new(
+            Status::Usage,
+            "--client must be 1-64 of letters, digits, '.', '_', '-'",
+        ));
+    }
+    let binary = a.binary.as_deref().unwrap_or(DEFAULT_BINARY);
+    if !is_safe_binary(binary) {
+        return Err(Error::new(
+            Status::Usage,
+            "--binary must be an absolute path of letters, digits and / . _ + - only (it goes inside command=\"...\")",
+        ));
+    }
+    let mut c = msg(&[binary, " server --client ", &a.client]);
+    let mut num = |opt: &str, v: Option<u64>| {
+        if let Some(v) = v {
+            c.push_str(opt);
+            c.push_str(Num::new(v).as_str());
+        }
+    };
+    num(" --rate ", a.rate);
+    num(" --max-sessions ", a.max_sessions.map(u64::from));
+    num(" --max-bytes ", a.max_bytes);
+    if let Some(t) = &a.max_time {
+        if parse::duration_ns(t).is_none() {
+            return Err(Error::new(
+                Status::Usage,
+                "--max-time must be a duration such as 30s, 10m or 1h",
+            ));
+        }
+        c.push_str(" --max-time ");
+        c.push_str(t);
+    }
+    if let Some(list) = &a.allow_from {
+        // Rebuilt without spaces so it stays one shell word.
+        let mut norm = String::with_capacity(list.len());
+        for (i, part) in list.split(',').enumerate() {
+            if i > 0 {
+                norm.push(',');
+            }
+            norm.push_str(part.trim());
+        }
+        if norm.is_empty() || parse::cidr_list(&norm).is_none() {
+            return Err(Error::new(
+                Status::Usage,
+                msg(&[
+                    "--allow-from ",
+                    list,
+                    " is not a comma-separated list of CIDRs such as 192.0.2.0/24,2001:db8::/32",
+                ]),
+            ));
+        }
+        c.push_str(" --allow-from ");
+        c.push_str(&norm);
+    }
+    Ok(c)
+}
+
+/// `(major, minor)` of the first `marker` followed by `N.N` in `text`.
+fn version_after(text: &str, marker: &str) -> Option<(u32, u32)> {
+    text.match_indices(marker).find_map(|(i, _)| {
+        let rest = &text[i + marker.len()..];
+        let (major, rest) = rest.split_once('.')?;
+        let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    })
+}
+
+/// The version of an installed SSH server, `None` when absent,
+/// `Some(None)` when present but its version is unknown.
+fn server_version(program: &str, marker: &str) -> Option<Option<(u32, u32)>> {
+    let path = find_program(program)?;
+    let r = run_tool(&path, &["-V"]).ok();
+    Some(r.and_then(|r| {
+        version_after(&r.stderr, marker).or_else(|| version_after(&r.stdout, marker))
+    }))
+}
+
+/// Whether `restrict` is understood by every SSH server that may read
+/// `path`. Unsure (no server found, version unknown) means no.
+fn restrict_works(flavor: &str, path: &str) -> Result<bool> {
+    let (dropbear, openssh) = match flavor {
+        "dropbear" => (true, false),
+        "openssh" => (false, true),
+        // Root's file on OpenWrt is read by Dropbear alone.
+        "auto" => (true, !path.starts_with("/etc/dropbear/")),
+        _ => {
+            return Err(Error::new(
+                Status::Usage,
+                "--flavor must be dropbear, openssh or auto",
+            ))
+        }
+    };
+    let mut found = false;
+    let mut all = true;
+    for (wanted, program, marker, min) in [
+        (dropbear, "dropbear", "Dropbear v", DROPBEAR_RESTRICT),
+        (openssh, "sshd", "OpenSSH_", OPENSSH_RESTRICT),
+    ] {
+        if !wanted {
+            continue;
+        }
+        if let Some(v) = server_version(program, marker) {
+            found = true;
+            all &= v.is_some_and(|v| v >= min);
+        }
+    }
+    Ok(found && all)
+}
+
+fn default_authorized_keys() -> Result<String> {
+    if is_root() && std::fs::metadata("/etc/openwrt_release").is_ok() {
+        return Ok(OPENWRT_AUTHORIZED_KEYS.into());
+    }
+    match std::env::var("HOME") {
+        Ok(h) if h.starts_with('/') => Ok(msg(&[h.trim_end_matches('/'), "/.ssh/authorized_keys"])),
+        _ => Err(Error::new(
+            Status::Usage,
+            "HOME is not set to an absolute path; pass --authorized-keys FILE",
+        )),
+    }
+}
+
+/// Is `TYPE BASE64` of `key` on any line of `text`? Returns the line number.
+fn find_key(text: &[u8], key: &PublicKey) -> Option<usize> {
+    let b64 = key.b64.trim_end_matches('=').as_bytes();
+    text.split(|&b| b == b'\n')
+        .position(|line| {
+            let mut prev: &[u8] = b"";
+            for w in line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+            {
+                if prev == key.kind.as_bytes()
+                    && w.strip_suffix(b"==").or(w.strip_suffix(b"=")).unwrap_or(w) == b64
+                {
+                    return true;
+                }
+                prev = w;
+            }
+            false
+        })
+        .map(|i| i + 1)
+}
+
+/// What is at the authorized_keys path now.
+struct Current {
+    text: Vec<u8>,
+    /// Mode, owner and group to keep; `None` for a new file.
+    meta: Option<(u32, u32, u32)>,
+}
+
+fn read_current(path: &str) -> Result<Current> {
+    let m = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Current {
+                text: Vec::new(),
+                meta: None,
+            })
+        }
+        Err(e) => return Err(Error::os(Status::NoInput, &msg(&["cannot stat ", path]), e)),
+    };
+    if m.file_type().is_symlink() {
+        // Renaming over a link would replace the link, not its target; and a
+        // link planted by the file's owner must not steer a root write.
+        let target = std::fs::canonicalize(path)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "its target".into());
+        return Err(Error::new(
+            Status::CantCreate,
+            msg(&[
+                path,
+                " is a symbolic link; run again with --authorized-keys ",
+                &target,
+            ]),
+        ));
+    }
+    if !m.is_file() {
+        return Err(Error::new(
+            Status::CantCreate,
+            msg(&[
+                path,
+                " is not a regular file; pass the authorized_keys file with --authorized-keys",
+            ]),
+        ));
+    }
+    if m.len() > MAX_AUTHORIZED_KEYS {
+        return Err(Error::new(
+            Status::Data,
+            msg(&[
+                path,
+                " is larger than 1 MiB; is it really an authorized_keys file?",
+            ]),
+        ));
+    }
+    let mut text = Vec::with_capacity(m.len() as usize + 512);
+    File::open(path)
+        .and_then(|f| f.take(MAX_AUTHORIZED_KEYS + 1).read_to_end(&mut text))
+        .map_err(|e| Error::os(Status::NoInput, &msg(&["cannot read ", path]), e))?;
+    Ok(Current {
+        text,
+        meta: Some((m.permissions().mode() & 0o7777, m.uid(), m.gid())),
+    })
+}
+
+/// The directory holding authorized_keys, created (mode 0700, one level
+/// only, like ~/.ssh) when missing. Owned like its own parent when root
+/// creates it, so root can set up another user's ~/.ssh.
+fn ensure_key_dir(dir: &str) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(Error::new(
+                Status::CantCreate,
+                msg(&[dir, " is not a directory"]),
+            ))
+        }
+        Err(_) => {}
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&["cannot create ", dir, " (its parent must exist)"]),
+                e,
+            )
+        })?;
+    let parent = parent_dir(dir);
+    if is_root() {
+        if let Ok(p) = std::fs::metadata(parent) {
+            std::os::unix::fs::chown(dir, Some(p.uid()), Some(p.gid()))
+                .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot chown ", dir]), e))?;
+        }
+    }
+    fsync_dir(parent)
+}
+
+/// Replaces `path` with `text` atomically, keeping mode and owner.
+fn replace_file(path: &str, dir: &str, text: &[u8], meta: Option<(u32, u32, u32)>) -> Result<()> {
+    let tmp = msg(&[path, ".entropyservice-tmp"]);
+    remove_if_present(&tmp);
+    let r = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(text)?;
+        let (mode, owner) = match meta {
+            Some((mode, uid, gid)) => (mode, Some((uid, gid))),
+            None => (
+                0o600,
+                std::fs::metadata(dir).ok().map(|d| (d.uid(), d.gid())),
+            ),
+        };
+        if let Some((uid, gid)) = owner.filter(|_| is_root()) {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = r {
+        remove_if_present(&tmp);
+        return Err(Error::os(
+            Status::CantCreate,
+            &msg(&["cannot replace ", path, " (through ", &tmp, ")"]),
+            e,
+        ));
+    }
+    fsync_dir(dir)
+}
+
+pub fn authorize(a: &Authorize) -> Result<()> {
+    let command = forced_command(a)?;
+    let key = read_public_key(&a.key)?;
+    let path = match &a.authorized_keys {
+        Some(p) if !p.is_empty() && !p.ends_with('/') => p.clone(),
+        Some(_) => {
+            return Err(Error::new(
+                Status::Usage,
+                "--authorized-keys must name a file",
+            ))
+        }
+        None => default_authorized_keys()?,
+    };
+    let restrict = restrict_works(&a.flavor, &path)? && !a.compat;
+    let options = if restrict {
+        "restrict"
+    } else if a.flavor == "openssh" {
+        // Only OpenSSH knows no-user-rc; Dropbear rejects a line with an unknown option.
+        "no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-user-rc"
+    } else {
+        EXPLICIT
+    };
+    let line = msg(&[
+        "command=\"",
+        &command,
+        "\",",
+        options,
+        " ",
+        &key.kind,
+        " ",
+        &key.b64,
+        " entropyservice:",
+        &a.client,
+        "\n",
+    ]);
+    let binary = a.binary.as_deref().unwrap_or(DEFAULT_BINARY);
+    if !is_executable(binary) {
+        log::warn_parts(&[binary, " is not an executable file on this host; the forced command fails until it is installed there (or pass --binary)"]);
+    }
+    if !restrict && !a.compat {
+        log::info("using the explicit no-pty,no-port-forwarding,... list: no SSH server here is known to support `restrict` (Dropbear 2022.82+, OpenSSH 7.2+)");
+    }
+
+    let dir = parent_dir(&path);
+    if !a.dry_run {
+        ensure_key_dir(dir)?;
+    }
+    // Lock the directory so concurrent runs append in turn; without the
+    // directory (dry run of a new ~/.ssh) there is nothing to lock or read.
+    let lock = match File::open(dir) {
+        Ok(d) => {
+            flock(&d, FlockOperation::LockExclusive)
+                .map_err(|e| Error::os(Status::Os, &msg(&["cannot lock ", dir]), e))?;
+            Some(d)
+        }
+        Err(e) if a.dry_run && e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::os(
+                Status::CantCreate,
+                &msg(&["cannot open ", dir]),
+                e,
+            ))
+        }
+    };
+    let cur = if lock.is_some() {
+        read_current(&path)?
+    } else {
+        Current {
+            text: Vec::new(),
+            meta: None,
+        }
+    };
+    if let Some(n) = find_key(&cur.text, &key) {
+        return Err(Error::new(
+            Status::Data,
+            msg(&[
+                "this key is already in ",
+                &path,
+                " (line ",
+                Num::new(n as u64).as_str(),
+                "); remove that line first to change its options",
+            ]),
+        ));
+    }
+    let comment = msg(&["entropyservice:", &a.client]);
+    if cur
+        .text
+        .split(|b| b.is_ascii_whitespace())
+        .any(|w| w == comment.as_bytes())
+    {
+        log::warn_parts(&[
+            "client ",
+            &a.client,
+            " already has another key in ",
+            &path,
+            "; both keys will work",
+        ]);
+    }
+    if a.dry_run {
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        return Ok(());
+    }
+    let mut text = cur.text;
+    if text.last().is_some_and(|&b| b != b'\n') {
+        text.push(b'\n');
+    }
+    text.extend_from_slice(line.as_bytes());
+    replace_file(&path, dir, &text, cur.meta)?;
+    drop(lock);
+    if std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o022 != 0) {
+        log::warn_parts(&[dir, " is writable by group or others, so Dropbear and sshd ignore keys in it; run: chmod go-w ", dir]);
+    }
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    log::info_parts(&[
+        "authorized the key ",
+        &key.fingerprint(),
+        " for client ",
+        &a.client,
+        " in ",
+        &path,
+    ]);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- hostkey
+
+/// Host key files in `dir` whose names start with `prefix` and end with
+/// `suffix`. A missing directory is `Ok(None)`.
+fn host_key_files(dir: &str, prefix: &str, suffix: &str) -> Result<Option<Vec<String>>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::os(Status::NoInput, &msg(&["cannot list ", dir]), e)),
+    };
+    let v: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| {
+            n.starts_with(prefix) && n.ends_with(suffix) && n.len() > prefix.len() + suffix.len()
+        })
+        .map(|n| msg(&[dir.trim_end_matches('/'), "/", &n]))
+        .collect();
+    Ok(Some(v))
+}
+
+struct Found {
+    key: PublicKey,
+    sources: String,
+}
+
+fn add_found(all: &mut Vec<Found>, key: PublicKey, source: &str) {
+    match all.iter_mut().find(|f| f.key == key) {
+        Some(f) => {
+            f.sources.push_str(", ");
+            f.sources.push_str(source);
+        }
+        None => all.push(Found {
+            key,
+            sources: source.into(),
+        }),
+    }
+}
+
+pub fn hostkey(a: &Hostkey) -> Result<()> {
+    let explicit = a.dropbear_dir.is_some() || a.openssh_dir.is_some();
+    let dropbear_dir = a
+        .dropbear_dir
+        .as_deref()
+        .or((!explicit).then_some(DROPBEAR_HOST_DIR));
+    let openssh_dir = a
+        .openssh_dir
+        .as_deref()
+        .or((!explicit).then_some(OPENSSH_HOST_DIR));
+    let mut all: Vec<Found> = Vec::new();
+
+    if let Some(dir) = dropbear_dir {
+        let files = host_key_files(dir, "dropbear_", "_host_key")?;
+        if files.is_none() && explicit {
+            return Err(Error::new(
+                Status::NoInput,
+                msg(&["Dropbear host key directory ", dir, " does not exist"]),
+            ));
+        }
+        let files = files.unwrap_or_default();
+        let tool = if files.is_empty() {
+            None
+        } else {
+            find_program("dropbearkey")
+        };
+        if !files.is_empty() && tool.is_none() {
+            log::warn_parts(&[
+                "found Dropbear host keys in ",
+                dir,
+                " but dropbearkey is not installed to read them",
+            ]);
+        }
+        for (f, tool) in files.iter().filter_map(|f| tool.as_deref().map(|t| (f, t))) {
+            match run_tool(tool, &["-y", "-f", f]) {
+                Ok(r) => match first_key_line(&r.stdout) {
+                    Some((k, _)) if r.ok => add_found(&mut all, k, &msg(&["dropbear ", f])),
+                    _ => log::warn_parts(&[
+                        "cannot read the Dropbear host key ",
+                        f,
+                        ": ",
+                        r.complaint(),
+                    ]),
+                },
+                Err(e) => log::warn(&e.msg),
+            }
+        }
+    }
+    if let Some(dir) = openssh_dir {
+        let files = host_key_files(dir, "ssh_host_", "_key.pub")?;
+        if files.is_none() && explicit {
+            return Err(Error::new(
+                Status::NoInput,
+                msg(&["OpenSSH host key directory ", dir, " does not exist"]),
+            ));
+        }
+        for f in files.unwrap_or_default() {
+            let mut text = String::new();
+            let r = File::open(&f).and_then(|h| h.take(MAX_PUB_FILE).read_to_string(&mut text));
+            match (r, first_key_line(&text)) {
+                (Ok(_), Some((k, _))) => add_found(&mut all, k, &msg(&["openssh ", &f])),
+                (Err(e), _) => {
+                    log::warn(&Error::os(Status::NoInput, &msg(&["cannot read ", &f]), e).msg)
+                }
+                (Ok(_), None) => log::warn_parts(&[&f, " holds no public key line"]),
+            }
+        }
+    }
+    if all.is_empty() {
+        let mut where_ = String::new();
+        for (d, pat) in [
+            (dropbear_dir, "/dropbear_*_host_key"),
+            (openssh_dir, "/ssh_host_*_key.pub"),
+        ] {
+            if let Some(d) = d {
+                if !where_.is_empty() {
+                    where_.push_str(" or ");
+                }
+                where_.push_str(&msg(&[d.trim_end_matches('/'), pat]));
+            }
+        }
+        return Err(Error::new(
+            Status::NoInput,
+            msg(&["no host key found in ", &where_, "; start the SSH server once so it creates its keys, or pass --dropbear-dir / --openssh-dir"]),
+        ));
+    }
+    // The preferred type first: that is the one to pin. (parse admits only
+    // KEY_TYPES, so every key is printed.)
+    let mut out = String::new();
+    for f in KEY_TYPES
+        .iter()
+        .flat_map(|t| all.iter().filter(move |f| f.key.kind == *t))
+    {
+        // Whatever is pasted, the whole line or the first two words, parses:
+        // PublicKey::parse ignores words after the key.
+        out.push_str(&msg(&[
+            &f.key.line(),
+            "  # ",
+            &f.key.fingerprint(),
+            " (",
+            &f.sources,
+            ")\n",
+        ]));
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            version_after("Dropbear v2022.83\n", "Dropbear v"),
+            Some((2022, 83))
+        );
+        assert_eq!(
+            version_after("Dropbear v2024.86", "Dropbear v"),
+            Some((2024, 86))
+        );
+        assert_eq!(
+            version_after("OpenSSH_9.2p1 Debian-2, OpenSSL 3.0", "OpenSSH_"),
+            Some((9, 2))
+        );
+        assert_eq!(
+            version_after("unknown option -- V\nOpenSSH_7.1p2, OpenSSL", "OpenSSH_"),
+            Some((7, 1))
+        );
+        assert_eq!(version_after("usage: sshd", "OpenSSH_"), None);
+        assert!(
+            (7, 10) >= OPENSSH_RESTRICT
+                && (7, 1) < OPENSSH_RESTRICT
+                && (2022, 82) >= DROPBEAR_RESTRICT
+                && (2020, 81) < DROPBEAR_RESTRICT
+        );
+    }
+
+    #[test]
+    fn binaries() {
+        assert!(is_safe_binary("/usr/bin/entropyservice"));
+        assert!(!is_safe_binary("entropyservice"));
+        assert!(!is_safe_binary("/usr/bin/entropy service"));
+        assert!(!is_safe_binary("/tmp/x\";rm -rf /;\""));
+        assert!(!is_safe_binary("/tmp/$(id)"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_on_any_line() {
+        let mut blob = vec![0, 0, 0, 11];
+        blob.extend_from_slice(b"ssh-ed25519");
+        blob.extend_from_slice(&[0, 0, 0, 32]);
+        blob.extend_from_slice(&[9; 32]);
+        let mut b64 = String::new();
+        crate::hostkey::base64_encode(&blob, true, &mut b64);
+        let key = PublicKey::parse(&msg(&["ssh-ed25519 ", &b64])).unwrap();
+        let opts = msg(&["# c\n\ncommand=\"a b\",no-pty ssh-ed25519 ", &b64, " x"]);
+        assert_eq!(find_key(opts.as_bytes(), &key), Some(3));
+        let unpadded = msg(&["ssh-ed25519 ", b64.trim_end_matches('=')]);
+        assert_eq!(find_key(unpadded.as_bytes(), &key), Some(1));
+        // The same blob under another type word, or in a comment, is not it.
+        let other = msg(&["ssh-rsa ", &b64, "\n# ", &b64]);
+        assert_eq!(find_key(other.as_bytes(), &key), None);
+        assert_eq!(find_key(b"", &key), None);
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(parent_dir("/etc/dropbear/authorized_keys"), "/etc/dropbear");
+        assert_eq!(parent_dir("/x"), "/");
+        assert_eq!(parent_dir("x"), ".");
+    }
 }

@@ -16,22 +16,36 @@ const STALL_S: i64 = 30;
 
 pub fn run(a: &cli::Sink) -> Result<()> {
     if a.credit_bits_per_byte > 8 {
-        return Err(Error::new(Status::Usage, "--credit-bits-per-byte must be 0 to 8"));
+        return Err(Error::new(
+            Status::Usage,
+            "--credit-bits-per-byte must be 0 to 8",
+        ));
     }
     let (min, max) = (a.min_bytes as usize, a.max_bytes as usize);
     if min == 0 || min > max || max > MAX {
-        return Err(Error::new(Status::Usage, "need 1 <= --min-bytes <= --max-bytes <= 65536"));
+        return Err(Error::new(
+            Status::Usage,
+            "need 1 <= --min-bytes <= --max-bytes <= 65536",
+        ));
     }
     let mut pool = Pool::open(0)?;
     let mut buf = vec![0u8; max + 1];
     let mut got = 0;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let ts = rustix::time::Timespec { tv_sec: STALL_S as _, tv_nsec: 0 };
+    let ts = rustix::time::Timespec {
+        tv_sec: STALL_S as _,
+        tv_nsec: 0,
+    };
     while got <= max {
         let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
         match poll(&mut fds, Some(&ts)) {
-            Ok(0) => return Err(Error::new(Status::Data, "no input on stdin for 30 s; nothing credited")),
+            Ok(0) => {
+                return Err(Error::new(
+                    Status::Data,
+                    "no input on stdin for 30 s; nothing credited",
+                ))
+            }
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(Error::os(Status::Os, "poll on stdin failed", e)),
         }
@@ -46,26 +60,57 @@ pub fn run(a: &cli::Sink) -> Result<()> {
     buf.fill(0);
     let (credited, reseeded) = result?;
     let line = msg(&[
-        "received ", Num::new(got as u64).as_str(), " bytes, credited ", Num::new(credited).as_str(), " bits, reseeded ",
-        if reseeded { "yes" } else { "no" }, "\n",
+        "received ",
+        Num::new(got as u64).as_str(),
+        " bytes, credited ",
+        Num::new(credited).as_str(),
+        " bits, reseeded ",
+        if reseeded { "yes" } else { "no" },
+        "\n",
     ]);
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
     Ok(())
 }
 
-fn check_and_credit(data: &[u8], min: usize, max: usize, bpb: u32, pool: &mut Pool) -> Result<(u64, bool)> {
+fn check_and_credit(
+    data: &[u8],
+    min: usize,
+    max: usize,
+    bpb: u32,
+    pool: &mut Pool,
+) -> Result<(u64, bool)> {
     if data.len() > max {
-        return Err(Error::new(Status::Data, msg(&["input is larger than --max-bytes ", Num::new(max as u64).as_str(), "; nothing credited"])));
+        return Err(Error::new(
+            Status::Data,
+            msg(&[
+                "input is larger than --max-bytes ",
+                Num::new(max as u64).as_str(),
+                "; nothing credited",
+            ]),
+        ));
     }
     if data.len() < min {
         return Err(Error::new(
             Status::Data,
-            msg(&["input has ", Num::new(data.len() as u64).as_str(), " bytes, fewer than --min-bytes ", Num::new(min as u64).as_str(), "; nothing credited"]),
+            msg(&[
+                "input has ",
+                Num::new(data.len() as u64).as_str(),
+                " bytes, fewer than --min-bytes ",
+                Num::new(min as u64).as_str(),
+                "; nothing credited",
+            ]),
         ));
     }
-    Health::new()
-        .check(data)
-        .map_err(|f| Error::new(Status::Data, msg(&["input failed the health tests: ", f.as_str(), "; nothing credited"])))?;
+    Health::new().check(data).map_err(|f| {
+        Error::new(
+            Status::Data,
+            msg(&[
+                "input failed the health tests: ",
+                f.as_str(),
+                "; nothing credited",
+            ]),
+        )
+    })?;
     let credited = pool.add(data, bpb)?;
     let reseeded = pool.reseed(clock::now_ns())?;
     Ok((credited, reseeded))

@@ -6,12 +6,11 @@
 
 use crate::error::{msg, Error, Result, Status};
 use crate::health::Health;
-use crate::log;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::rand::{getrandom, GetRandomFlags};
 use std::fs::File;
-use std::io::Read;
+use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt;
 
 pub const HWRNG: &str = "/dev/hwrng";
@@ -22,11 +21,15 @@ struct Device {
     path: String,
     file: File,
     health: Health,
+    /// When the device last produced bytes (monotonic ns).
+    last_data: u64,
 }
 
 pub struct Source {
     device: Option<Device>,
     xor: bool,
+    /// Why the device was dropped, for the session's audit line.
+    pub dropped: Option<String>,
 }
 
 fn open_device(path: &str) -> std::io::Result<File> {
@@ -38,28 +41,47 @@ fn open_device(path: &str) -> std::io::Result<File> {
 
 impl Source {
     /// `auto`, `getrandom`, or a path.
-    pub fn open(spec: &str) -> Result<Source> {
+    pub fn open(spec: &str, now: u64) -> Result<Source> {
         match spec {
-            "getrandom" => Ok(Source { device: None, xor: false }),
+            "getrandom" => Ok(Source {
+                device: None,
+                xor: false,
+                dropped: None,
+            }),
             "auto" => {
                 let device = open_device(HWRNG).ok().map(|file| Device {
                     path: HWRNG.into(),
                     file,
                     health: Health::new(),
+                    last_data: now,
                 });
-                Ok(Source { device, xor: true })
+                Ok(Source {
+                    device,
+                    xor: true,
+                    dropped: None,
+                })
             }
             path => {
                 let file = open_device(path).map_err(|e| {
-                    Error::os(Status::Io, &msg(&["cannot open random source ", path, " (use --source getrandom or auto)"]), e)
+                    Error::os(
+                        Status::Io,
+                        &msg(&[
+                            "cannot open random source ",
+                            path,
+                            " (use --source getrandom or auto)",
+                        ]),
+                        e,
+                    )
                 })?;
                 Ok(Source {
                     device: Some(Device {
                         path: path.into(),
                         file,
                         health: Health::new(),
+                        last_data: now,
                     }),
                     xor: false,
+                    dropped: None,
                 })
             }
         }
@@ -78,39 +100,80 @@ impl Source {
     }
 
     /// Fills `buf` with output bytes.
-    pub fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
-        let use_device_only = self.device.is_some() && !self.xor;
-        if !use_device_only {
+    pub fn fill(&mut self, buf: &mut [u8], now: u64) -> Result<()> {
+        if self.xor {
             fill_getrandom(buf)?;
+            self.xor_available(buf, now);
+            return Ok(());
         }
         let Some(dev) = self.device.as_mut() else {
-            return Ok(());
+            return fill_getrandom(buf);
         };
-        let mut tmp = [0u8; 4096];
         let mut off = 0;
         while off < buf.len() {
-            let n = (buf.len() - off).min(tmp.len());
-            let chunk = &mut tmp[..n];
-            let verdict = read_full(&mut dev.file, chunk).and_then(|()| dev.health.check(chunk).map_err(|f| f.as_str()));
+            let end = (off + 4096).min(buf.len());
+            let chunk = &mut buf[off..end];
+            let verdict = read_full(&mut dev.file, chunk)
+                .and_then(|()| dev.health.check(chunk).map_err(|f| f.as_str()));
             if let Err(why) = verdict {
-                log::warn_parts(&["random source ", &dev.path, " dropped: ", why, "; using getrandom for the rest of the session"]);
-                self.device = None;
-                if use_device_only {
-                    // Nothing from the device reaches the output this round.
-                    fill_getrandom(buf)?;
-                }
-                return Ok(());
+                self.drop_device(why);
+                // Nothing from the failing device reaches the output.
+                return fill_getrandom(buf);
             }
-            let out = &mut buf[off..off + n];
-            if self.xor {
-                out.iter_mut().zip(chunk.iter()).for_each(|(o, d)| *o ^= d);
-            } else {
-                out.copy_from_slice(chunk);
-            }
-            off += n;
+            off += chunk.len();
         }
-        tmp.fill(0);
         Ok(())
+    }
+
+    /// `auto`: XORs whatever the device has ready into `buf` without waiting,
+    /// so output is never slower than getrandom. A device that has produced
+    /// nothing for DEVICE_TIMEOUT_MS, errs or fails a health test is dropped.
+    fn xor_available(&mut self, buf: &mut [u8], now: u64) {
+        let Some(dev) = self.device.as_mut() else {
+            return;
+        };
+        let mut tmp = [0u8; 4096];
+        let n = buf.len().min(tmp.len());
+        let verdict = match dev.file.read(&mut tmp[..n]) {
+            Ok(0) => Err("end of file"),
+            Ok(k) => {
+                dev.last_data = now;
+                let r = dev.health.check(&tmp[..k]).map_err(|f| f.as_str());
+                if r.is_ok() {
+                    buf.iter_mut().zip(&tmp[..k]).for_each(|(o, d)| *o ^= d);
+                }
+                r
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                if now.saturating_sub(dev.last_data) > DEVICE_TIMEOUT_MS as u64 * 1_000_000 {
+                    Err("no data within 2 seconds")
+                } else {
+                    Ok(())
+                }
+            }
+            Err(_) => Err("read error"),
+        };
+        tmp.fill(0);
+        if let Err(why) = verdict {
+            self.drop_device(why);
+        }
+    }
+
+    fn drop_device(&mut self, why: &str) {
+        if let Some(dev) = self.device.take() {
+            let line = msg(&[
+                "random source ",
+                &dev.path,
+                " dropped: ",
+                why,
+                "; using getrandom for the rest of the session",
+            ]);
+            crate::sys::syslog(libc::LOG_WARNING, &line);
+            self.dropped = Some(line);
+        }
     }
 }
 
@@ -121,7 +184,10 @@ fn fill_getrandom(buf: &mut [u8]) -> Result<()> {
             Ok(n) => off += n,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => {
-                return Err(Error::new(Status::TempFail, "this server's kernel CRNG is not ready yet; try again later"));
+                return Err(Error::new(
+                    Status::TempFail,
+                    "this server's kernel CRNG is not ready yet; try again later",
+                ));
             }
             Err(e) => return Err(Error::os(Status::Io, "getrandom failed", e)),
         }
@@ -133,20 +199,27 @@ fn fill_getrandom(buf: &mut [u8]) -> Result<()> {
 /// most DEVICE_TIMEOUT_MS in total. EOF, errors and timeouts are failures.
 fn read_full(f: &mut File, buf: &mut [u8]) -> core::result::Result<(), &'static str> {
     let mut off = 0;
-    let mut waited = 0;
+    let start = crate::clock::now_ns();
     while off < buf.len() {
         match f.read(&mut buf[off..]) {
             Ok(0) => return Err("end of file"),
             Ok(n) => off += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if waited >= DEVICE_TIMEOUT_MS {
+                if crate::clock::now_ns().saturating_sub(start)
+                    >= DEVICE_TIMEOUT_MS as u64 * 1_000_000
+                {
                     return Err("no data within 2 seconds");
                 }
-                let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+                // Devices without poll support report readable at once, so
+                // wait a little in any case.
+                let ts = rustix::time::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 2_000_000,
+                };
                 let mut fds = [PollFd::new(&*f, PollFlags::IN)];
                 let _ = poll(&mut fds, Some(&ts));
-                waited += 100;
+                crate::clock::sleep_ns(2_000_000);
             }
             Err(_) => return Err("read error"),
         }

@@ -29,7 +29,11 @@ fn find_in_path(name: &str) -> Option<String> {
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| msg(&[d, "/", name]))
-        .find(|p| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 fn flavor_of(path: &str) -> Flavor {
@@ -98,12 +102,20 @@ pub fn check_key_file(path: &str) -> Result<()> {
         Error::new(Status::NoInput, s)
     })?;
     if !m.is_file() {
-        return Err(Error::new(Status::NoInput, msg(&["key file ", path, " is not a regular file"])));
+        return Err(Error::new(
+            Status::NoInput,
+            msg(&["key file ", path, " is not a regular file"]),
+        ));
     }
     if m.permissions().mode() & 0o077 != 0 {
         return Err(Error::new(
             Status::NoPerm,
-            msg(&["key file ", path, " is readable by group or others; run: chmod 600 ", path]),
+            msg(&[
+                "key file ",
+                path,
+                " is readable by group or others; run: chmod 600 ",
+                path,
+            ]),
         ));
     }
     Ok(())
@@ -146,7 +158,8 @@ impl PinnedHome {
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", &path]), e))?;
-        std::io::Write::write_all(&mut f, line.as_bytes()).map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write ", &path]), e))?;
+        std::io::Write::write_all(&mut f, line.as_bytes())
+            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write ", &path]), e))?;
         Ok(home)
     }
 
@@ -171,13 +184,29 @@ fn host_key_algorithms(kind: &str) -> &str {
 /// The argument vector for the child, after the program name. Only checked
 /// values go in: host and user passed `parse::is_safe_*`, the command is
 /// built by this program.
-pub fn arguments(p: &Program, s: &Server, known_hosts: &str, command: &str, connect_timeout_s: u64) -> Vec<String> {
+pub fn arguments(
+    p: &Program,
+    s: &Server,
+    known_hosts: &str,
+    command: &str,
+    connect_timeout_s: u64,
+) -> Vec<String> {
     let port = crate::log::Num::new(s.port as u64);
     let mut a: Vec<String> = Vec::with_capacity(40);
     let mut push = |x: &str| a.push(x.to_string());
     match p.flavor {
         Flavor::Dropbear => {
-            for x in ["-T", "-K", "15", "-I", "0", "-p", port.as_str(), "-l", &s.user] {
+            for x in [
+                "-T",
+                "-K",
+                "15",
+                "-I",
+                "0",
+                "-p",
+                port.as_str(),
+                "-l",
+                &s.user,
+            ] {
                 push(x);
             }
             if let Some(k) = &s.key {
@@ -191,10 +220,43 @@ pub fn arguments(p: &Program, s: &Server, known_hosts: &str, command: &str, conn
             let hka = msg(&["HostKeyAlgorithms=", host_key_algorithms(&s.host_key.kind)]);
             let cto = msg(&["ConnectTimeout=", ct.as_str()]);
             for x in [
-                "-T", "-x", "-a", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", &uk, "-o",
-                "GlobalKnownHostsFile=/dev/null", "-o", &hka, "-o", "CheckHostIP=no", "-o", "UpdateHostKeys=no", "-o", &cto, "-o",
-                "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "PasswordAuthentication=no", "-o",
-                "KbdInteractiveAuthentication=no", "-o", "ClearAllForwardings=yes", "-o", "LogLevel=ERROR", "-p", port.as_str(), "-l", &s.user,
+                "-T",
+                "-x",
+                "-a",
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                &uk,
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                &hka,
+                "-o",
+                "CheckHostIP=no",
+                "-o",
+                "UpdateHostKeys=no",
+                "-o",
+                &cto,
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=3",
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "KbdInteractiveAuthentication=no",
+                "-o",
+                "ClearAllForwardings=yes",
+                "-o",
+                "LogLevel=ERROR",
+                "-p",
+                port.as_str(),
+                "-l",
+                &s.user,
             ] {
                 push(x);
             }
@@ -235,7 +297,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn start(p: &Program, s: &Server, command: &str, runtime: &str, connect_timeout_s: u64) -> Result<Session> {
+    pub fn start(
+        p: &Program,
+        s: &Server,
+        command: &str,
+        runtime: &str,
+        connect_timeout_s: u64,
+    ) -> Result<Session> {
         let home = PinnedHome::create(runtime, s, p.flavor)?;
         let args = arguments(p, s, &home.known_hosts(), command, connect_timeout_s);
         let mut cmd = Command::new(&p.path);
@@ -305,7 +373,11 @@ impl Session {
                     Ok(0) => Ok(Read::Eof),
                     Ok(n) => Ok(Read::Data(n)),
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(Read::Interrupted),
-                    Err(e) => Err(Error::os(Status::Unavailable, "reading from the SSH child failed", e)),
+                    Err(e) => Err(Error::os(
+                        Status::Unavailable,
+                        "reading from the SSH child failed",
+                        e,
+                    )),
                 };
             }
         }
@@ -374,7 +446,15 @@ impl Drop for Session {
 /// Classifies an SSH failure from the child's stderr. Host-key failures get
 /// a message naming both fingerprints.
 pub fn diagnose(s: &Server, stderr: &str) -> Error {
-    let hk = ["mismatch", "IDENTIFICATION HAS CHANGED", "not in the trusted hosts", "Host key verification failed", "Didn't validate host key", "no matching host key type", "host key is known"];
+    let hk = [
+        "mismatch",
+        "IDENTIFICATION HAS CHANGED",
+        "not in the trusted hosts",
+        "Host key verification failed",
+        "Didn't validate host key",
+        "no matching host key type",
+        "host key is known",
+    ];
     if hk.iter().any(|p| stderr.contains(p)) {
         let pinned = s.host_key.fingerprint();
         let offered = stderr
@@ -385,28 +465,53 @@ pub fn diagnose(s: &Server, stderr: &str) -> Error {
         return Error::new(
             Status::HostKey,
             msg(&[
-                "host key of ", &s.host, " does not match the pinned key ", &pinned, " (server offered ", offered,
+                "host key of ",
+                &s.host,
+                " does not match the pinned key ",
+                &pinned,
+                " (server offered ",
+                offered,
                 "); update --host-key if the server was re-keyed",
             ]),
         );
     }
-    let last = stderr.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no message");
+    let last = stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("no message");
     let last = last.get(..last.len().min(300)).unwrap_or(last);
-    let status = if stderr.contains("ermission denied") || stderr.contains("No auth methods") || stderr.contains("Exhausted available authentication") {
+    let status = if stderr.contains("ermission denied")
+        || stderr.contains("No auth methods")
+        || stderr.contains("Exhausted available authentication")
+    {
         Status::NoPerm
     } else {
         Status::Unavailable
     };
-    Error::new(status, msg(&["SSH session to ", &s.label(), " failed: ", last]))
+    Error::new(
+        status,
+        msg(&["SSH session to ", &s.label(), " failed: ", last]),
+    )
 }
 
 /// Checks a user-supplied host and user for use as SSH arguments.
 pub fn check_target(host: &str, user: &str) -> Result<()> {
     if !parse::is_safe_host(host) {
-        return Err(Error::new(Status::Usage, msg(&["invalid host name ", host, ": use letters, digits, '.', '-', ':' only"])));
+        return Err(Error::new(
+            Status::Usage,
+            msg(&[
+                "invalid host name ",
+                host,
+                ": use letters, digits, '.', '-', ':' only",
+            ]),
+        ));
     }
     if !parse::is_safe_name(user) {
-        return Err(Error::new(Status::Usage, msg(&["invalid user name ", user])));
+        return Err(Error::new(
+            Status::Usage,
+            msg(&["invalid user name ", user]),
+        ));
     }
     Ok(())
 }

@@ -35,8 +35,18 @@ pub struct State {
 
 /// Field names, in file order.
 pub const FIELDS: [&str; 12] = [
-    "pid", "mode", "state", "server", "last_success", "bytes_received", "bits_credited", "health_failures", "reconnects", "reseeds",
-    "crng_ready_at", "last_error",
+    "pid",
+    "mode",
+    "state",
+    "server",
+    "last_success",
+    "bytes_received",
+    "bits_credited",
+    "health_failures",
+    "reconnects",
+    "reseeds",
+    "crng_ready_at",
+    "last_error",
 ];
 
 impl State {
@@ -75,7 +85,13 @@ impl State {
         let r = std::fs::File::create(&tmp)
             .and_then(|mut f| f.write_all(s.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, path));
-        r.map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write status file ", path]), e))
+        r.map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&["cannot write status file ", path]),
+                e,
+            )
+        })
     }
 }
 
@@ -84,7 +100,9 @@ impl State {
 pub fn parse(text: &str) -> Vec<(&'static str, &str)> {
     let mut out: Vec<(&'static str, &str)> = Vec::new();
     for line in text.lines().take(64) {
-        let Some((k, v)) = line.split_once(": ") else { continue };
+        let Some((k, v)) = line.split_once(": ") else {
+            continue;
+        };
         if let Some(key) = FIELDS.iter().find(|f| **f == k) {
             if v.len() <= 512 && !out.iter().any(|(o, _)| o == key) {
                 out.push((key, v));
@@ -212,10 +230,17 @@ mod tests {
         let p = parse(&text);
         assert!(p.contains(&("bits_credited", "128")));
         assert!(p.contains(&("last_error", "a \"quoted\" line")));
-        let k = kernel::Info { poolsize: 256, entropy_avail: 256, crng_ready: true };
+        let k = kernel::Info {
+            poolsize: 256,
+            entropy_avail: 256,
+            crng_ready: true,
+        };
         let j = render(Some(&text), k, true);
         assert!(j.starts_with("{\"kernel\":{\"crng_ready\":true,\"entropy_avail\":256,\"poolsize\":256},\"client\":{\"pid\":7,"), "{j}");
-        assert!(j.contains("\"last_error\":\"a \\\"quoted\\\" line\""), "{j}");
+        assert!(
+            j.contains("\"last_error\":\"a \\\"quoted\\\" line\""),
+            "{j}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -109,6 +109,14 @@ pub fn detach_child(cmd: &mut std::process::Command) {
         cmd.pre_exec(|| {
             libc::setsid();
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // Under ujail CAP_SYS_ADMIN is ambient; the SSH client must not inherit it.
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
             // The parent may have died before prctl took effect.
             if libc::getppid() == 1 {
                 libc::_exit(1);
@@ -136,7 +144,13 @@ pub fn syslog(priority: libc::c_int, line: &str) {
     }
     // SAFETY: buf is NUL-terminated within its bounds and "%s" consumes one
     // C-string argument.
-    unsafe { libc::syslog(priority, c"%s".as_ptr(), buf.as_ptr() as *const libc::c_char) }
+    unsafe {
+        libc::syslog(
+            priority,
+            c"%s".as_ptr(),
+            buf.as_ptr() as *const libc::c_char,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +160,12 @@ mod tests {
     #[test]
     fn opcodes_match_the_kernel_header() {
         let [get, add, reseed] = opcodes();
-        if cfg!(any(target_arch = "mips", target_arch = "mips64", target_arch = "powerpc", target_arch = "powerpc64")) {
+        if cfg!(any(
+            target_arch = "mips",
+            target_arch = "mips64",
+            target_arch = "powerpc",
+            target_arch = "powerpc64"
+        )) {
             assert_eq!([get, add, reseed], [0x4004_5200, 0x8008_5203, 0x2000_5207]);
         } else {
             assert_eq!([get, add, reseed], [0x8004_5200, 0x4008_5203, 0x0000_5207]);
@@ -156,7 +175,10 @@ mod tests {
     #[test]
     fn oversized_payload_is_refused_before_the_kernel() {
         let f = std::fs::File::open("/dev/null").unwrap();
-        assert_eq!(add_entropy(&f, &[0u8; POOL_CHUNK + 1], 0), Err(Errno::INVAL));
+        assert_eq!(
+            add_entropy(&f, &[0u8; POOL_CHUNK + 1], 0),
+            Err(Errno::INVAL)
+        );
         assert_eq!(add_entropy(&f, &[0u8; 4], 33), Err(Errno::INVAL));
     }
 
@@ -172,7 +194,10 @@ mod tests {
     /// RNDADDENTROPY and answers ENOSYS, which is accepted only there.
     #[test]
     fn add_entropy_reaches_the_kernel() {
-        let f = std::fs::OpenOptions::new().write(true).open("/dev/random").unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/random")
+            .unwrap();
         let r = add_entropy(&f, &[0x5a; 32], 0);
         let qemu = std::env::var_os("ENTROPYSERVICE_QEMU_USER").is_some();
         match r {

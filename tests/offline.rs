@@ -1,0 +1,186 @@
+//! Tests that need no SSH server: the binary's command line, the server's
+//! request handling run as a plain process (as sshd would run it), sink,
+//! seeds and status. Root is needed where the kernel is touched.
+
+use crate::util::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn server(args: &[&str], request: Option<&str>) -> Run {
+    let mut c = Command::new(bin());
+    c.arg("server")
+        .args(args)
+        .env_remove("SSH_ORIGINAL_COMMAND")
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_CLIENT");
+    if let Some(r) = request {
+        c.env("SSH_ORIGINAL_COMMAND", r);
+    }
+    run(&mut c)
+}
+
+#[test]
+fn version_and_help() {
+    run(Command::new(bin()).arg("--version"))
+        .ok()
+        .stdout_has(env!("CARGO_PKG_VERSION"));
+    for sub in [
+        "server",
+        "client",
+        "sink",
+        "seed",
+        "status",
+        "keygen",
+        "authorize",
+        "hostkey",
+    ] {
+        run(Command::new(bin()).args([sub, "--help"]))
+            .ok()
+            .stdout_has("Usage:");
+    }
+    run(Command::new(bin()).arg("--bogus")).code(64);
+    run(&mut Command::new(bin())).code(64).one_line_error();
+}
+
+#[test]
+fn get_sends_exactly_n_bytes() {
+    let r = server(&[], Some("get 1000"));
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 1000, "{}", r.explain());
+}
+
+#[test]
+fn bad_requests_are_refused_with_nothing_on_stdout() {
+    for req in [
+        "get 99999999999",
+        "get -1",
+        "get 10; rm -rf /",
+        "get",
+        "get 0",
+        "sh",
+        "get 1 2",
+        "cat /etc/shadow",
+        &"x".repeat(100),
+    ] {
+        let r = server(&["--max-bytes", "4096"], Some(req));
+        r.code(65).one_line_error().stderr_has("bad request");
+        assert!(
+            r.raw_stdout.is_empty(),
+            "request {req:?} produced output\n{}",
+            r.explain()
+        );
+    }
+}
+
+#[test]
+fn stream_honours_max_bytes_and_hangup_is_quiet() {
+    let r = server(&["--max-bytes", "5000"], None);
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 5000);
+    // Reader that goes away: the server must exit 0 quietly.
+    let mut child = Command::new(bin())
+        .args(["server"])
+        .env("SSH_ORIGINAL_COMMAND", "cat /dev/random")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 100];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    drop(out);
+    let o = wait_limit(&mut child, std::time::Duration::from_secs(10));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn rate_limit_paces_output() {
+    // 2000 bytes at 1000 B/s with a 250-byte burst: about 1.75 s or more.
+    let t = std::time::Instant::now();
+    let r = server(&["--rate", "1000"], Some("get 2000"));
+    r.ok();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(r.raw_stdout.len(), 2000);
+    assert!(secs > 1.6, "2000 bytes at 1000 B/s took only {secs:.2} s");
+}
+
+#[test]
+fn bad_options_are_usage_errors() {
+    server(&["--max-time", "soon"], None)
+        .code(64)
+        .one_line_error();
+    server(&["--client", "../x"], None)
+        .code(64)
+        .one_line_error();
+    server(&["--allow-from", "10.0.0.0/99"], None)
+        .code(64)
+        .one_line_error();
+    server(&["--source", "/nonexistent/rng"], None)
+        .code(74)
+        .one_line_error();
+}
+
+#[test]
+fn sink_credits_good_input_and_refuses_bad() {
+    need_root();
+    let sink = |input: &[u8], args: &[&str]| {
+        let mut c = Command::new(bin());
+        c.arg("sink")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        let o = wait_limit(&mut child, std::time::Duration::from_secs(40));
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let mut good = vec![0u8; 512];
+    rustix::rand::getrandom(&mut good, rustix::rand::GetRandomFlags::empty()).unwrap();
+    let (code, out, err) = sink(&good, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("received 512 bytes, credited 1024 bits"),
+        "{out}"
+    );
+    let (code, out, err) = sink(&[0x41; 512], &[]);
+    assert_eq!(code, Some(65), "{err}");
+    assert!(err.contains("health tests") && out.is_empty(), "{err}");
+    let (code, _, err) = sink(&good[..16], &[]);
+    assert_eq!(code, Some(65));
+    assert!(err.contains("fewer than --min-bytes"), "{err}");
+    let big = vec![1u8; 5000];
+    let (code, _, err) = sink(&big, &["--max-bytes", "4096"]);
+    assert_eq!(code, Some(65));
+    assert!(err.contains("larger than --max-bytes"), "{err}");
+}
+
+#[test]
+fn status_prints_kernel_state() {
+    let dir = TempDir::new("status");
+    let r = run(Command::new(bin()).args(["status", "--status-file", &dir.s("none")]));
+    r.ok()
+        .stdout_has("crng_ready: yes")
+        .stdout_has("poolsize: ")
+        .stdout_has("client: not running");
+    let r = run(Command::new(bin()).args(["status", "--json", "--status-file", &dir.s("none")]));
+    r.ok()
+        .stdout_has("\"crng_ready\":true")
+        .stdout_has("\"client\":null");
+}

@@ -1,0 +1,92 @@
+#!/bin/sh
+# Static checks of the OpenWrt packaging files, and the package Makefile's
+# install recipe.
+#   REAL:      the init script, uci-defaults, build-feed.sh and these tests
+#              (sh -n under dash and busybox ash, shellcheck -s sh);
+#              openwrt/Makefile and openwrt/files (run by GNU make).
+#   STOOD IN:  the OpenWrt SDK around the Makefile: rules.mk (INSTALL_* as
+#              OpenWrt defines them), include/package.mk (a BuildPackage that
+#              only runs Package/entropyservice/install and prints its fields)
+#              and the packages feed's lang/rust/rust-package.mk; the cargo
+#              build itself is not run (it needs the SDK's Rust toolchain).
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-static.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+
+need shellcheck shellcheck
+need busybox busybox
+need dash dash
+need make make
+
+SCRIPTS="openwrt/files/entropyservice.init openwrt/files/entropyservice.uci-defaults openwrt/build-feed.sh"
+TESTS="tests/openwrt/run.sh tests/openwrt/lib.sh tests/openwrt/openwrt-stubs.sh tests/openwrt/validate_data tests/openwrt/test_static.sh tests/openwrt/test_init.sh tests/openwrt/test_uci_defaults.sh tests/openwrt/test_feed.sh"
+
+cd "$ROOT" || exit 1
+for f in $SCRIPTS; do
+	check "dash -n $f" dash -n "$f"
+	check "busybox ash -n $f" busybox ash -n "$f"
+done
+for f in $SCRIPTS $TESTS; do
+	if out=$(shellcheck -s sh -x -P SCRIPTDIR "$f" 2>&1); then
+		pass "shellcheck -s sh $f"
+	else
+		fail "shellcheck -s sh $f" "$out"
+	fi
+done
+
+# --- the Makefile with a stand-in SDK -----------------------------------------
+S="$TMP/sdk"
+P="$S/feeds/packages/utils/entropyservice"
+mkdir -p "$S/include" "$S/feeds/packages/lang/rust" "$S/pkg-install/bin" "$P"
+cp -R "$ROOT/openwrt/Makefile" "$ROOT/openwrt/files" "$P/"
+printf '#!/bin/sh\n' >"$S/pkg-install/bin/entropyservice"
+cat >"$S/rules.mk" <<'EOM'
+INCLUDE_DIR:=$(TOPDIR)/include
+INSTALL_DIR:=install -d -m0755
+INSTALL_BIN:=install -m0755
+INSTALL_DATA:=install -m0644
+INSTALL_CONF:=install -m0600
+EOM
+cat >"$S/include/package.mk" <<'EOM'
+PKG_INSTALL_DIR:=$(TOPDIR)/pkg-install
+define BuildPackage
+$$(eval $$(Package/$(1)))
+check:
+	@echo "VERSION=$(PKG_VERSION)-r$(PKG_RELEASE)"
+	@echo "BUILD_DEPENDS=$(PKG_BUILD_DEPENDS)"
+	@echo "DEPENDS=$$(DEPENDS)"
+	@echo "USERID=$$(USERID)"
+	$$(file >$(DEST).conffiles,$$(Package/$(1)/conffiles))
+	$$(call Package/$(1)/install,$(DEST))
+endef
+EOM
+cat >"$S/feeds/packages/lang/rust/rust-package.mk" <<'EOM'
+RUST_ARCH_DEPENDS:=@(aarch64||arm||mips||mipsel||x86_64)
+define RustBinPackage
+endef
+EOM
+if make -s -C "$P" TOPDIR="$S" DEST="$TMP/dest" check >"$TMP/make.out" 2>&1; then
+	pass "Makefile: the install recipe runs"
+else
+	fail "Makefile: the install recipe runs" "$(cat "$TMP/make.out")"
+fi
+version=$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+check "Makefile: PKG_VERSION matches Cargo.toml ($version)" has_line "$TMP/make.out" "VERSION=$version-r1"
+check "Makefile: builds with rust/host" has_line "$TMP/make.out" "BUILD_DEPENDS=rust/host"
+check "Makefile: DEPENDS on RUST_ARCH_DEPENDS" has_line "$TMP/make.out" "DEPENDS=@(aarch64||arm||mips||mipsel||x86_64)"
+check "Makefile: USERID for the jail's user" has_line "$TMP/make.out" "USERID=entropyservice:entropyservice"
+check "Makefile: conffiles are the UCI file and /etc/entropyservice/" \
+	[ "$(cat "$TMP/dest.conffiles" 2>/dev/null)" = "/etc/config/entropyservice
+/etc/entropyservice/" ]
+(cd "$TMP/dest" 2>/dev/null && find . -type f -exec stat -c '%a %n' {} + | sort) >"$TMP/dest.list"
+printf '%s\n' "600 ./etc/config/entropyservice" "644 ./etc/capabilities/entropyservice.json" \
+	"755 ./etc/init.d/entropyservice" "755 ./etc/uci-defaults/90-entropyservice" \
+	"755 ./usr/bin/entropyservice" >"$TMP/dest.want"
+if cmp -s "$TMP/dest.list" "$TMP/dest.want"; then
+	pass "Makefile: installs the same files and modes as build-feed.sh"
+else
+	fail "Makefile: installed files" "$(diff "$TMP/dest.want" "$TMP/dest.list")"
+fi

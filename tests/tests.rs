@@ -1,0 +1,9 @@
+//! One integration-test binary. Modules by what they need:
+//! `offline` needs no SSH server (also runs under qemu-user for foreign
+//! architectures); `e2e` runs the real Dropbear and OpenSSH on loopback.
+
+mod util;
+
+mod e2e;
+mod offline;
+mod setup;

@@ -1,0 +1,517 @@
+//! Fixtures for the integration tests: temp dirs, real SSH servers on
+//! loopback (Dropbear and OpenSSH) with throwaway keys, and a runner that
+//! prints the command, status, stdout and stderr when an assertion fails.
+//!
+//! Needs: root (for RNDADDENTROPY, mount namespaces and sshd), dropbear,
+//! dropbearkey, dbclient, sshd, ssh, ssh-keygen, unshare. A missing tool
+//! fails the test loudly; nothing is skipped.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_entropyservice")
+}
+
+/// The full path of a required tool; panics with an install hint if absent.
+pub fn need(tool: &str) -> PathBuf {
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        let p = Path::new(dir).join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("required tool `{tool}` is missing: install it (see .ci/run: dropbear-bin, openssh-server, openssh-client)");
+}
+
+pub fn need_root() {
+    assert!(
+        rustix::process::getuid().is_root(),
+        "this test needs root (CAP_SYS_ADMIN for RNDADDENTROPY, namespaces); CI runs as root"
+    );
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A directory under /tmp removed on drop. Mode 0700 (SSH servers insist).
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("es-test-{}-{}-{}", name, std::process::id(), n));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        TempDir { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    pub fn s(&self, p: &str) -> String {
+        self.join(p).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The result of running a command, with everything needed to explain a failure.
+pub struct Run {
+    pub cmd: String,
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub raw_stdout: Vec<u8>,
+}
+
+impl Run {
+    pub fn explain(&self) -> String {
+        format!(
+            "command: {}\nstatus: {:?}\nstdout: {}\nstderr: {}",
+            self.cmd, self.status, self.stdout, self.stderr
+        )
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Run {
+        assert_eq!(self.status, Some(0), "expected success\n{}", self.explain());
+        self
+    }
+
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.status,
+            Some(code),
+            "expected exit status {code}\n{}",
+            self.explain()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, s: &str) -> &Run {
+        assert!(
+            self.stderr.contains(s),
+            "expected stderr to contain {s:?}\n{}",
+            self.explain()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, s: &str) -> &Run {
+        assert!(
+            self.stdout.contains(s),
+            "expected stdout to contain {s:?}\n{}",
+            self.explain()
+        );
+        self
+    }
+
+    /// stderr has exactly one non-empty line.
+    #[track_caller]
+    pub fn one_line_error(&self) -> &Run {
+        let lines = self.stderr.lines().filter(|l| !l.trim().is_empty()).count();
+        assert_eq!(lines, 1, "expected a one-line error\n{}", self.explain());
+        self
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs `cmd` to completion with stdin from /dev/null (unless set), killing it after `limit`.
+pub fn run_limit(cmd: &mut Command, limit: Duration) -> Run {
+    let desc = describe(cmd);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+    let out = wait_limit(&mut child, limit);
+    Run {
+        cmd: desc,
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        raw_stdout: out.stdout,
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    if cmd.get_program() == bin() {
+        cmd.stdin(Stdio::null());
+    }
+    run_limit(cmd, Duration::from_secs(60))
+}
+
+/// Waits for a child with piped stdout/stderr, killing it after `limit`.
+pub fn wait_limit(child: &mut Child, limit: Duration) -> Output {
+    use std::io::Read;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_end(&mut v);
+        }
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let _ = e.read_to_end(&mut v);
+        }
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+/// An unused loopback TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Keypair {
+    pub private: PathBuf,
+    /// `TYPE BASE64 comment`
+    pub public_line: String,
+}
+
+impl Keypair {
+    pub fn private_str(&self) -> String {
+        self.private.to_string_lossy().into_owned()
+    }
+
+    /// `TYPE BASE64` without the comment.
+    pub fn type_and_key(&self) -> String {
+        self.public_line
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A Dropbear-format key made by the real dropbearkey.
+pub fn dropbear_key(dir: &TempDir, name: &str, kind: &str) -> Keypair {
+    let private = dir.join(name);
+    let mut c = Command::new(need("dropbearkey"));
+    c.args(["-t", kind, "-f"]).arg(&private);
+    if kind == "rsa" {
+        c.args(["-s", "2048"]);
+    }
+    run(&mut c).ok();
+    let r = run(Command::new(need("dropbearkey"))
+        .args(["-y", "-f"])
+        .arg(&private));
+    let public_line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("ssh-") || l.starts_with("ecdsa-"))
+        .expect("dropbearkey -y printed no key")
+        .to_string();
+    Keypair {
+        private,
+        public_line,
+    }
+}
+
+/// An OpenSSH-format key made by the real ssh-keygen.
+pub fn openssh_key(dir: &TempDir, name: &str, kind: &str) -> Keypair {
+    let private = dir.join(name);
+    run(Command::new(need("ssh-keygen"))
+        .args(["-q", "-t", kind, "-N", "", "-C", name, "-f"])
+        .arg(&private))
+    .ok();
+    let public_line = std::fs::read_to_string(private.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_string();
+    Keypair {
+        private,
+        public_line,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Dropbear,
+    OpenSsh,
+}
+
+/// A real SSH server on 127.0.0.1:port, authenticating root with the
+/// authorized_keys file at `authorized_keys` (which tests may rewrite at any
+/// time; both servers read it on each login).
+///
+/// Dropbear has no option for the authorized_keys path: it reads
+/// ~root/.ssh/authorized_keys. It runs in its own mount namespace (unshare -m)
+/// with this fixture's directory bind-mounted on /root/.ssh, so tests can run
+/// in parallel without touching the real file.
+pub struct SshServer {
+    pub flavor: Flavor,
+    pub port: u16,
+    pub dir: TempDir,
+    pub authorized_keys: PathBuf,
+    /// `TYPE BASE64` of the host key, for --host-key.
+    pub host_key: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl SshServer {
+    pub fn start(flavor: Flavor, authorized_keys: &str) -> SshServer {
+        Self::start_on(flavor, authorized_keys, "127.0.0.1")
+    }
+
+    /// `listen` is the address to bind (127.0.0.1, or ::1 for OpenSSH).
+    pub fn start_on(flavor: Flavor, authorized_keys: &str, listen: &str) -> SshServer {
+        need_root();
+        let dir = TempDir::new("sshd");
+        let ssh_dir = dir.join("ssh");
+        std::fs::create_dir(&ssh_dir).unwrap();
+        let authorized = ssh_dir.join("authorized_keys");
+        std::fs::write(&authorized, authorized_keys).unwrap();
+        let log = dir.join("server.log");
+        let logf = std::fs::File::create(&log).unwrap();
+        let port = free_port();
+        let (child, host_key) = match flavor {
+            Flavor::Dropbear => {
+                let hk = dropbear_key(&dir, "host_ed25519", "ed25519");
+                std::fs::create_dir_all("/root/.ssh").unwrap();
+                let script = format!(
+                    "mount --bind {} /root/.ssh && exec {} -F -E -s -p {}:{} -r {} -P {}",
+                    ssh_dir.display(),
+                    need("dropbear").display(),
+                    listen,
+                    port,
+                    hk.private.display(),
+                    dir.join("pid").display()
+                );
+                let child = Command::new(need("unshare"))
+                    .args(["-m", "--propagation", "private", "sh", "-c", &script])
+                    .stdin(Stdio::null())
+                    .stdout(logf.try_clone().unwrap())
+                    .stderr(logf)
+                    .spawn()
+                    .unwrap();
+                (child, hk.type_and_key())
+            }
+            Flavor::OpenSsh => {
+                let hk = openssh_key(&dir, "host_ed25519", "ed25519");
+                std::fs::create_dir_all("/run/sshd").unwrap();
+                let cfg = dir.join("sshd_config");
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "Port {port}\nListenAddress {listen}\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\n\
+                         PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                         UsePAM no\nStrictModes no\nLogLevel VERBOSE\nMaxStartups 300:30:400\nMaxSessions 50\n",
+                        hk.private.display(),
+                        authorized.display()
+                    ),
+                )
+                .unwrap();
+                let child = Command::new(need("sshd"))
+                    .args(["-D", "-e", "-f"])
+                    .arg(&cfg)
+                    .stdin(Stdio::null())
+                    .stdout(logf.try_clone().unwrap())
+                    .stderr(logf)
+                    .spawn()
+                    .unwrap();
+                (child, hk.type_and_key())
+            }
+        };
+        let mut s = SshServer {
+            flavor,
+            port,
+            dir,
+            authorized_keys: authorized,
+            host_key,
+            log,
+            child,
+        };
+        s.wait_listening(listen);
+        s
+    }
+
+    fn wait_listening(&mut self, listen: &str) {
+        let start = Instant::now();
+        let addr = if listen.contains(':') {
+            format!("[{listen}]:{}", self.port)
+        } else {
+            format!("{listen}:{}", self.port)
+        };
+        while start.elapsed() < Duration::from_secs(10) {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "{:?} server exited with {st}: {}",
+                    self.flavor,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "{:?} server did not listen on {addr}: {}",
+            self.flavor,
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn set_authorized_keys(&self, text: &str) {
+        std::fs::write(&self.authorized_keys, text).unwrap();
+    }
+
+    /// The client program of the same family.
+    pub fn client_program(&self) -> PathBuf {
+        match self.flavor {
+            Flavor::Dropbear => need("dbclient"),
+            Flavor::OpenSsh => need("ssh"),
+        }
+    }
+
+    /// A client key in the format this server's client program reads.
+    pub fn client_key(&self, dir: &TempDir, name: &str) -> Keypair {
+        match self.flavor {
+            Flavor::Dropbear => dropbear_key(dir, name, "ed25519"),
+            Flavor::OpenSsh => openssh_key(dir, name, "ed25519"),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        // Dropbear forks per connection; its session children die with their sockets.
+        self.kill();
+    }
+}
+
+/// An authorized_keys line that runs `command` for `key`.
+pub fn forced_line(command: &str, key: &Keypair) -> String {
+    format!("command=\"{command}\",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding {}\n", key.type_and_key())
+}
+
+/// `entropyservice server ARGS` as a forced command.
+pub fn server_command(args: &str) -> String {
+    format!("{} server {args}", bin())
+}
+
+/// An `entropyservice client` command against `srv` with `key`, pinned host
+/// key and a private status file; more args follow.
+pub fn client_cmd(srv: &SshServer, key: &Keypair, dir: &TempDir) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("client")
+        .arg("--ssh")
+        .arg(srv.client_program())
+        .args([
+            "-p",
+            &srv.port.to_string(),
+            "-i",
+            &key.private_str(),
+            "--host-key",
+            &srv.host_key,
+        ])
+        .args([
+            "--status-file",
+            &dir.s("status"),
+            "--seed-dir",
+            &dir.s("seed"),
+        ])
+        .args(["--connect-timeout", "15s", "--stall-timeout", "5s"]);
+    c
+}
+
+/// Pids of live processes whose parent is `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the ")" of the command name: state ppid ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let _state = f.next();
+        if f.next().and_then(|p| p.parse::<u32>().ok()) == Some(ppid) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Is `pid` a zombie?
+pub fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
