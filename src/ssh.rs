@@ -251,8 +251,6 @@ pub fn arguments(
                 "KbdInteractiveAuthentication=no",
                 "-o",
                 "ClearAllForwardings=yes",
-                "-o",
-                "LogLevel=ERROR",
                 "-p",
                 port.as_str(),
                 "-l",

@@ -1,25 +1,253 @@
-//! End to end over the real Dropbear and OpenSSH on loopback.
+//! End to end over the real Dropbear and OpenSSH on loopback: our client
+//! through the real dbclient and ssh, our server as the forced command, and
+//! both directions of compatibility with the original shell-script project.
 
 use crate::util::*;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-fn once(flavor: Flavor) {
-    let dir = TempDir::new("once");
-    let srv0 = SshServer::start(flavor, "");
-    let key = srv0.client_key(&dir, "id");
-    srv0.set_authorized_keys(&forced_line(&server_command(""), &key));
-    let r = run(client_cmd(&srv0, &key, &dir).args(["--once", "64", "127.0.0.1"]));
-    r.ok()
-        .stdout_has("received 64 bytes")
-        .stdout_has("credited 128 bits");
+const BOTH: [Flavor; 2] = [Flavor::Dropbear, Flavor::OpenSsh];
+
+/// A server whose forced command is `command`, a client key for it, and a dir.
+fn setup(flavor: Flavor, command: &str) -> (SshServer, Keypair, TempDir) {
+    let dir = TempDir::new("e2e");
+    let srv = SshServer::start(flavor, "");
+    let key = srv.client_key(&dir, "id");
+    srv.set_authorized_keys(&forced_line(command, &key));
+    (srv, key, dir)
+}
+
+/// No dbclient/ssh process for this server's port may outlive the client.
+#[track_caller]
+fn assert_no_ssh_child_left(port: u16) {
+    std::thread::sleep(Duration::from_millis(200));
+    let p = port.to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let is_client = args.first().is_some_and(|a| a.ends_with("dbclient") || a.ends_with("/ssh"));
+        assert!(!(is_client && args.iter().any(|a| *a == p)), "SSH child left behind: {args:?}");
+    }
 }
 
 #[test]
-fn once_over_dropbear() {
-    once(Flavor::Dropbear);
+fn once_fetches_and_credits_over_both_servers() {
+    need_root();
+    for flavor in BOTH {
+        let (srv, key, dir) = setup(flavor, &server_command(""));
+        let r = run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]));
+        r.ok().stdout_has("received 64 bytes from root@127.0.0.1").stdout_has("credited 128 bits");
+        let r = run(client_cmd(&srv, &key, &dir).args(["--once", "4096", "--credit-bits-per-byte", "0", "127.0.0.1"]));
+        r.ok().stdout_has("received 4096 bytes").stdout_has("credited 0 bits");
+        assert_no_ssh_child_left(srv.port);
+    }
 }
 
 #[test]
-fn once_over_openssh() {
-    once(Flavor::OpenSsh);
+fn each_ssh_client_works_with_the_other_server() {
+    need_root();
+    // dbclient reads only Dropbear-format keys and ssh only OpenSSH ones; the
+    // server does not care which made the key.
+    for (flavor, other) in [(Flavor::Dropbear, "ssh"), (Flavor::OpenSsh, "dbclient")] {
+        let dir = TempDir::new("cross");
+        let srv = SshServer::start(flavor, "");
+        let key = if other == "ssh" { openssh_key(&dir, "id", "ed25519") } else { dropbear_key(&dir, "id", "ed25519") };
+        srv.set_authorized_keys(&forced_line(&server_command(""), &key));
+        let mut c = client_cmd_opts(&srv, &key, &dir, &[("--ssh", need(other).to_str().unwrap())]);
+        c.args(["--once", "32", "127.0.0.1"]);
+        run(&mut c).ok().stdout_has("received 32 bytes");
+    }
+}
+
+#[test]
+fn legacy_server_running_cat_dev_urandom() {
+    need_root();
+    // A server set up for the original project: no entropyservice there.
+    for flavor in BOTH {
+        let (srv, key, dir) = setup(flavor, "cat /dev/urandom");
+        let t = Instant::now();
+        let r = run(client_cmd(&srv, &key, &dir).args(["--once", "256", "127.0.0.1"]));
+        r.ok().stdout_has("received 256 bytes").stdout_has("credited 512 bits");
+        assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+        assert_no_ssh_child_left(srv.port);
+    }
+}
+
+#[test]
+fn original_client_command_line_against_our_server() {
+    need_root();
+    // The v2 client's exact command: ssh -T -p PORT -i KEY USER@HOST "cat /dev/random".
+    let (srv, key, dir) = setup(Flavor::OpenSsh, &server_command("--rate 4096"));
+    let kh = dir.join("known_hosts");
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
+    let mut child = Command::new(need("ssh"))
+        .args(["-o", &format!("UserKnownHostsFile={}", kh.display()), "-o", "StrictHostKeyChecking=yes", "-F", "/dev/null"])
+        .args(["-T", "-p", &srv.port.to_string(), "-i", &key.private_str(), "root@127.0.0.1", "cat /dev/random"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 8192];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    // The bytes pass the same health tests the client applies.
+    let mut h = entropyservice::health::Health::new();
+    assert_eq!(h.check(&buf), Ok(()));
+}
+
+#[test]
+fn bad_request_through_ssh_is_refused_by_the_forced_command() {
+    need_root();
+    let (srv, key, dir) = setup(Flavor::OpenSsh, &server_command("--max-bytes 4096"));
+    let kh = dir.join("known_hosts");
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
+    for req in ["get 99999999999", "get -1", "get 10; rm -rf /", "sh -i"] {
+        let r = run(Command::new(need("ssh"))
+            .args(["-o", &format!("UserKnownHostsFile={}", kh.display()), "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-F", "/dev/null"])
+            .args(["-T", "-p", &srv.port.to_string(), "-i", &key.private_str(), "root@127.0.0.1", req]));
+        r.code(65).stderr_has("bad request");
+        assert!(r.raw_stdout.is_empty(), "{}", r.explain());
+    }
+}
+
+#[test]
+fn wrong_host_key_is_refused_naming_both_fingerprints() {
+    need_root();
+    for flavor in BOTH {
+        let (srv, key, dir) = setup(flavor, &server_command(""));
+        let other = openssh_key(&dir, "other_host", "ed25519");
+        let pinned = entropyservice::hostkey::PublicKey::parse(&other.public_line).unwrap().fingerprint();
+        let offered = entropyservice::hostkey::PublicKey::parse(&srv.host_key).unwrap().fingerprint();
+        let hk = other.type_and_key();
+        let mut c = client_cmd_opts(&srv, &key, &dir, &[("--host-key", &hk)]);
+        c.args(["--once", "64", "127.0.0.1"]);
+        let t = Instant::now();
+        let r = run(&mut c);
+        r.code(76).stderr_has(&pinned).stderr_has("does not match");
+        assert!(r.stderr.contains(&offered), "{flavor:?}: offered fingerprint missing\n{}", r.explain());
+        assert!(!r.stdout.contains("credited"), "{}", r.explain());
+        assert!(t.elapsed() < Duration::from_secs(10), "{flavor:?} took {:?}", t.elapsed());
+        assert_no_ssh_child_left(srv.port);
+    }
+}
+
+#[test]
+fn unknown_host_key_type_is_refused() {
+    need_root();
+    // The pinned key is RSA; the server has only ed25519: for the client the
+    // server's key is unknown, and it must never be accepted.
+    for flavor in BOTH {
+        let (srv, key, dir) = setup(flavor, &server_command(""));
+        let rsa = openssh_key(&dir, "rsa_host", "rsa");
+        let hk = rsa.type_and_key();
+        let mut c = client_cmd_opts(&srv, &key, &dir, &[("--host-key", &hk)]);
+        c.args(["--once", "64", "127.0.0.1"]);
+        let t = Instant::now();
+        let r = run(&mut c);
+        r.code(76).stderr_has("does not match the pinned key");
+        assert!(t.elapsed() < Duration::from_secs(20), "{flavor:?} took {:?}\n{}", t.elapsed(), r.explain());
+        assert_no_ssh_child_left(srv.port);
+    }
+}
+
+#[test]
+fn constant_and_repeated_streams_are_not_credited() {
+    need_root();
+    for (cmd, what) in [
+        ("head -c 100000 /dev/zero", "repetition count"),
+        ("head -c 32 /dev/urandom > /tmp/es-block-$$; while cat /tmp/es-block-$$; do :; done", "32-byte block was repeated"),
+    ] {
+        for flavor in BOTH {
+            let (srv, key, dir) = setup(flavor, cmd);
+            let r = run(client_cmd(&srv, &key, &dir).args(["--once", "256", "127.0.0.1"]));
+            r.code(65).stderr_has(what).stderr_has("nothing credited");
+            assert!(!r.stdout.contains("credited"), "{}", r.explain());
+        }
+    }
+}
+
+#[test]
+fn short_stream_and_stall_are_not_credited() {
+    need_root();
+    for flavor in BOTH {
+        let (srv, key, dir) = setup(flavor, "head -c 10 /dev/urandom");
+        run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"])).code(65).stderr_has("sent 10 of 64 bytes; nothing credited");
+
+        srv.set_authorized_keys(&forced_line("head -c 10 /dev/urandom; exec sleep 60", &key));
+        let t = Instant::now();
+        let r = run(client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "2s")]).args(["--once", "64", "127.0.0.1"]));
+        r.code(69).stderr_has("stalled; session killed");
+        assert!(t.elapsed() < Duration::from_secs(10), "watchdog took {:?}", t.elapsed());
+        assert_no_ssh_child_left(srv.port);
+    }
+}
+
+#[test]
+fn key_file_problems_are_one_line_errors() {
+    need_root();
+    let (srv, key, dir) = setup(Flavor::Dropbear, &server_command(""));
+    let missing = dir.s("missing");
+    let mut c = client_cmd_opts(&srv, &key, &dir, &[("-i", &missing)]);
+    c.args(["--once", "64", "127.0.0.1"]);
+    run(&mut c).code(66).one_line_error().stderr_has("cannot be read");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key.private, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]));
+    r.code(77).one_line_error().stderr_has(&format!("chmod 600 {}", key.private_str()));
+    let mut c = Command::new(bin());
+    c.args(["client", "--once", "64", "-i", &key.private_str(), "127.0.0.1"]);
+    run(&mut c).code(64).one_line_error().stderr_has("--host-key");
+    let mut c = client_cmd_opts(&srv, &key, &dir, &[("--ssh", "/nonexistent/dbclient")]);
+    c.args(["--once", "64", "127.0.0.1"]);
+    std::fs::set_permissions(&key.private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    run(&mut c).code(66).one_line_error().stderr_has("does not exist");
+    let mut c = client_cmd(&srv, &key, &dir);
+    c.args(["--once", "64", "-oProxyCommand=sh"]);
+    run(&mut c).code(64).one_line_error();
+}
+
+#[test]
+fn without_cap_sys_admin_bytes_are_mixed_but_not_credited() {
+    need_root();
+    let setpriv = need("setpriv");
+    let (srv, key, dir) = setup(Flavor::Dropbear, &server_command(""));
+    let mut inner = client_cmd(&srv, &key, &dir);
+    inner.args(["--once", "64", "127.0.0.1"]);
+    let mut c = Command::new(setpriv);
+    c.args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin", "--"]).arg(inner.get_program()).args(inner.get_args());
+    let r = run(&mut c);
+    r.ok().stdout_has("credited 0 bits").stderr_has("cannot credit entropy without CAP_SYS_ADMIN");
+    assert_eq!(r.stderr.matches("cannot credit").count(), 1, "{}", r.explain());
+}
+
+#[test]
+fn stream_mode_credits_until_terminated() {
+    need_root();
+    for flavor in BOTH {
+        let (srv, key, dir) = setup(flavor, &server_command("--rate 20000"));
+        let mut child = client_cmd(&srv, &key, &dir)
+            .args(["--mode", "stream", "--reseed-interval", "1s", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(children_of(pid).len(), 1, "one SSH child while streaming");
+        rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), rustix::process::Signal::TERM).unwrap();
+        let out = wait_limit(&mut child, Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        let text = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let credited = text.lines().find_map(|l| l.strip_prefix("bits_credited: ")).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        // 20000 B/s for about 3 s at 2 bits per byte, in 512-byte chunks.
+        assert!(credited >= 8192, "credited only {credited} bits: {err}\n{text}");
+        assert!(text.contains("state: stopped"), "{text}");
+        assert!(dir.join("seed/seed.credit").exists(), "no seed saved at SIGTERM: {err}");
+        assert_no_ssh_child_left(srv.port);
+    }
 }

@@ -460,25 +460,36 @@ pub fn server_command(args: &str) -> String {
 /// An `entropyservice client` command against `srv` with `key`, pinned host
 /// key and a private status file; more args follow.
 pub fn client_cmd(srv: &SshServer, key: &Keypair, dir: &TempDir) -> Command {
+    client_cmd_opts(srv, key, dir, &[])
+}
+
+/// Like `client_cmd`, with some of its options replaced by `over`
+/// (flag, value) pairs (argh refuses an option given twice).
+pub fn client_cmd_opts(srv: &SshServer, key: &Keypair, dir: &TempDir, over: &[(&str, &str)]) -> Command {
+    let port = srv.port.to_string();
+    let ssh = srv.client_program().to_string_lossy().into_owned();
+    let (status, seed, keyf) = (dir.s("status"), dir.s("seed"), key.private_str());
+    let defaults: [(&str, &str); 8] = [
+        ("--ssh", &ssh),
+        ("-p", &port),
+        ("-i", &keyf),
+        ("--host-key", &srv.host_key),
+        ("--status-file", &status),
+        ("--seed-dir", &seed),
+        ("--connect-timeout", "15s"),
+        ("--stall-timeout", "5s"),
+    ];
     let mut c = Command::new(bin());
-    c.arg("client")
-        .arg("--ssh")
-        .arg(srv.client_program())
-        .args([
-            "-p",
-            &srv.port.to_string(),
-            "-i",
-            &key.private_str(),
-            "--host-key",
-            &srv.host_key,
-        ])
-        .args([
-            "--status-file",
-            &dir.s("status"),
-            "--seed-dir",
-            &dir.s("seed"),
-        ])
-        .args(["--connect-timeout", "15s", "--stall-timeout", "5s"]);
+    c.arg("client");
+    for (flag, value) in defaults {
+        let v = over.iter().find(|(f, _)| *f == flag).map(|(_, v)| *v).unwrap_or(value);
+        c.args([flag, v]);
+    }
+    for (flag, value) in over {
+        if !defaults.iter().any(|(f, _)| f == flag) {
+            c.args([flag, value]);
+        }
+    }
     c
 }
 
