@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's whole test suite, as the README and CI run it. Needs root
+# (RNDADDENTROPY, mount and network namespaces, sshd) and the tools that
+# .ci/run installs. Each stage prints its wall time; any failure stops the run.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh host       # only the host cargo tests and shell tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "error: the tests need root (CI runs as root)" >&2; exit 77; }
+
+stage() {
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "=== $name"
+  "$@"
+  echo "=== $name: $((SECONDS - t0)) s"
+}
+
+stage "cargo test (host: unit, offline, Dropbear and OpenSSH end to end)" cargo test --locked
+stage "OpenWrt shell tests (init script, uci-defaults, feed)" tests/openwrt/run.sh
+[ "${1:-all}" = host ] && exit 0
+stage "cross builds: six static targets within budget" scripts/cross-build.sh
+stage "OpenWrt feed from the cross-built binaries" tests/openwrt/run.sh
+stage "unit and offline tests under qemu-user (mips, armv7)" scripts/qemu-user-test.sh
+stage "real MIPS kernel in qemu-system-mipsel" tests/vm/run.sh
