@@ -27,7 +27,9 @@ const RNDGETENTCNT: Opcode = opcode::read::<libc::c_int>(b'R', 0);
 const RNDADDENTROPY: Opcode = opcode::write::<[libc::c_int; 2]>(b'R', 3);
 const RNDRESEEDCRNG: Opcode = opcode::none(b'R', 7);
 
-/// The numeric opcodes, for diagnostics and tests.
+/// The numeric opcodes, for diagnostics and tests. (`Opcode`'s width
+/// differs between targets, hence the casts.)
+#[allow(clippy::unnecessary_cast)]
 pub fn opcodes() -> [u32; 3] {
     [
         RNDGETENTCNT as u32,
@@ -56,8 +58,7 @@ pub fn add_entropy(fd: impl AsFd, data: &[u8], bits: u32) -> Result<(), Errno> {
     info.buf[..data.len()].copy_from_slice(data);
     // SAFETY: `info` is a complete rand_pool_info whose buf_size is no larger
     // than its buffer; the kernel reads buf_size bytes after the two ints.
-    let r = unsafe { rustix::ioctl::ioctl(&fd, Setter::<RNDADDENTROPY, RandPoolInfo>::new(info)) };
-    r
+    unsafe { rustix::ioctl::ioctl(&fd, Setter::<RNDADDENTROPY, RandPoolInfo>::new(info)) }
 }
 
 /// Asks the kernel to reseed the CRNG from the input pool now.
