@@ -134,6 +134,10 @@ pub struct Client {
     /// status file, kept on tmpfs (default /run/entropyservice/status or /var/run/...)
     #[argh(option)]
     pub status_file: Option<String>,
+    /// private directory on tmpfs for the SSH child's pinned known_hosts and
+    /// the per-boot marker (default: the status file's directory)
+    #[argh(option)]
+    pub runtime_dir: Option<String>,
     /// fetch N bytes once with `get N`, credit them and exit
     #[argh(option)]
     pub once: Option<u32>,

@@ -17,6 +17,7 @@ use crate::rate::{Backoff, NS};
 use crate::seed::{self, SeedDir};
 use crate::ssh::{self, Program, Read, Server, Session};
 use crate::status::{self, State};
+use crate::sys::pending_signal;
 
 /// Largest `get N` the client asks for.
 pub const MAX_GET: usize = 4096;
@@ -194,7 +195,18 @@ fn config(a: &cli::Client) -> Result<Config> {
         ));
     }
     let program = Program::find(a.ssh.as_deref())?;
-    let runtime = status::runtime_dir();
+    let status_file = a
+        .status_file
+        .clone()
+        .unwrap_or_else(status::default_status_file);
+    let runtime = match &a.runtime_dir {
+        Some(d) => d.clone(),
+        None => match status_file.rsplit_once('/') {
+            Some(("", _)) => "/".into(),
+            Some((d, _)) => d.into(),
+            None => ".".into(),
+        },
+    };
     Ok(Config {
         program,
         servers,
@@ -211,17 +223,20 @@ fn config(a: &cli::Client) -> Result<Config> {
             .clone()
             .unwrap_or_else(|| seed::DEFAULT_DIR.into()),
         seed_interval: duration("seed-interval", &a.seed_interval)?,
-        status_file: a
-            .status_file
-            .clone()
-            .unwrap_or_else(status::default_status_file),
+        status_file,
         runtime,
     })
 }
 
 /// Reads exactly `buf.len()` bytes from a new session running `command`.
-fn fetch_exact(cfg: &Config, s: &Server, command: &str, buf: &mut [u8]) -> Result<()> {
-    crate::limits::ensure_private_dir(&cfg.runtime)?;
+fn fetch_exact(
+    cfg: &Config,
+    s: &Server,
+    st: &mut State,
+    command: &str,
+    buf: &mut [u8],
+) -> Result<()> {
+    status::ensure_runtime_dir(&cfg.runtime)?;
     let mut sess = Session::start(
         &cfg.program,
         s,
@@ -229,6 +244,7 @@ fn fetch_exact(cfg: &Config, s: &Server, command: &str, buf: &mut [u8]) -> Resul
         &cfg.runtime,
         cfg.connect_timeout / NS,
     )?;
+    st.sessions += 1;
     let mut got = 0;
     while got < buf.len() {
         let timeout = if got == 0 {
@@ -273,14 +289,19 @@ fn fetch_exact(cfg: &Config, s: &Server, command: &str, buf: &mut [u8]) -> Resul
                 ));
             }
             Read::Interrupted => {
-                if crate::sys::pending_signal().is_some() {
+                if pending_signal().is_some() {
                     return Err(Error::new(Status::Unavailable, "interrupted by a signal"));
                 }
             }
         }
     }
-    // Done reading: a legacy `cat` server would stream on, so end it here.
-    drop(sess);
+    // A `get N` server exits by itself now: wait (one blocking poll, no
+    // polling loop) for the child to close its stdout, then reap it. A
+    // legacy `cat` server streams on; finish() kills it.
+    let mut extra = [0u8; 64];
+    let _ = sess.read(&mut extra, cfg.stall_timeout.min(2 * NS));
+    extra.fill(0);
+    let _ = sess.finish();
     Ok(())
 }
 
@@ -306,10 +327,13 @@ fn topup_once(
     n: usize,
 ) -> Result<(u64, bool)> {
     let mut buf = [0u8; MAX_GET];
+    let n = n.min(MAX_GET);
     let cmd = msg(&["get ", Num::new(n as u64).as_str()]);
-    let r = fetch_exact(cfg, s, &cmd, &mut buf[..n]);
-    st.reconnects += 1;
-    r?;
+    let r = fetch_exact(cfg, s, st, &cmd, &mut buf[..n]);
+    if let Err(e) = r {
+        buf.fill(0);
+        return Err(e);
+    }
     st.bytes_received += n as u64;
     let mut h = Health::new();
     if let Err(f) = h.check(&buf[..n]) {
@@ -327,15 +351,17 @@ fn topup_once(
 }
 
 /// Streams from one server, crediting tested 512-byte chunks, until `done`
-/// says stop, a signal arrives, or the session fails.
+/// says stop, a signal arrives, or the session fails. `after_credit` runs
+/// after each credited chunk (the seed schedule).
 fn stream_session(
     cfg: &Config,
     s: &Server,
     pool: &mut Pool,
     st: &mut State,
     done: &dyn Fn() -> bool,
+    after_credit: &mut dyn FnMut(&mut State),
 ) -> Result<()> {
-    crate::limits::ensure_private_dir(&cfg.runtime)?;
+    status::ensure_runtime_dir(&cfg.runtime)?;
     let mut sess = Session::start(
         &cfg.program,
         s,
@@ -343,14 +369,15 @@ fn stream_session(
         &cfg.runtime,
         cfg.connect_timeout / NS,
     )?;
-    st.reconnects += 1;
+    st.sessions += 1;
     let mut health = Health::new();
     let mut chunk = [0u8; CHUNK];
     let mut got = 0usize;
     let mut first = true;
     let legacy = kernel::info().legacy();
     loop {
-        if crate::sys::pending_signal().is_some() || done() {
+        if pending_signal().is_some() || done() {
+            chunk.fill(0);
             return Ok(());
         }
         if legacy && got == 0 && !first && kernel::info().entropy_avail >= cfg.low_water as i32 {
@@ -376,14 +403,17 @@ fn stream_session(
                         chunk.fill(0);
                         return Err(health_error(s, f));
                     }
-                    st.bits_credited += pool.add(&chunk, cfg.bits_per_byte)?;
+                    let r = pool.add(&chunk, cfg.bits_per_byte);
                     chunk.fill(0);
+                    st.bits_credited += r?;
                     pool.reseed(clock::now_ns())?;
                     st.reseeds = pool.totals.reseeds;
                     st.last_success = clock::wall_secs();
+                    after_credit(st);
                 }
             }
             Read::Eof => {
+                chunk.fill(0);
                 let (_, err) = sess.finish();
                 if first && !err.trim().is_empty() {
                     return Err(ssh::diagnose(s, &err));
@@ -398,6 +428,7 @@ fn stream_session(
                 ));
             }
             Read::Timeout => {
+                chunk.fill(0);
                 let (_, err) = sess.finish();
                 if first && !err.trim().is_empty() {
                     return Err(ssh::diagnose(s, &err));
@@ -415,18 +446,28 @@ fn stream_session(
 /// Servers in failover order, each with the time until which it is skipped.
 struct Peers {
     list: Vec<(Server, u64)>,
+    /// Penalty for a server that failed a host-key check or health test.
+    penalty: u64,
+    last_failed: bool,
 }
 
 impl Peers {
+    fn new(servers: &[Server], penalty: u64) -> Peers {
+        Peers {
+            list: servers.iter().cloned().map(|s| (s, 0)).collect(),
+            penalty,
+            last_failed: false,
+        }
+    }
+
     /// Runs `f` on each server not in its penalty period, in order, until one
     /// succeeds. Host-key and health failures put a server in the penalty box.
     fn try_each<T>(
         &mut self,
-        cfg: &Config,
+        now: u64,
         st: &mut State,
         mut f: impl FnMut(&Server, &mut State) -> Result<T>,
     ) -> Result<T> {
-        let now = clock::now_ns();
         let mut last = Error::new(
             Status::Unavailable,
             "every server is skipped after recent host-key or health failures",
@@ -435,27 +476,70 @@ impl Peers {
             if *until > now {
                 continue;
             }
+            if self.last_failed {
+                st.reconnects += 1;
+            }
             st.server = s.label();
             match f(s, st) {
                 Ok(v) => {
+                    self.last_failed = false;
                     st.last_error.clear();
                     return Ok(v);
                 }
                 Err(e) => {
-                    if matches!(e.status, Status::HostKey | Status::Data) {
-                        *until = now.saturating_add(cfg.max_backoff);
+                    self.last_failed = true;
+                    if pending_signal().is_some() {
+                        return Err(e);
                     }
-                    log::warn(&e.msg);
+                    if matches!(e.status, Status::HostKey | Status::Data) {
+                        *until = now.saturating_add(self.penalty);
+                        log::warn_parts(&[
+                            &e.msg,
+                            "; skipping this server for ",
+                            Num::new(self.penalty / NS).as_str(),
+                            " s",
+                        ]);
+                    } else {
+                        log::warn(&e.msg);
+                    }
                     st.last_error = e.msg.clone();
                     last = e;
-                    if crate::sys::pending_signal().is_some() {
-                        break;
-                    }
                 }
             }
         }
         Err(last)
     }
+}
+
+/// When to refresh the seed file: after the first successful pull of each
+/// boot, then at most every `interval` (plus at shutdown), so a top-up never
+/// costs a flash write.
+#[derive(Debug)]
+struct SeedSchedule {
+    interval: u64,
+    /// A seed was already refreshed this boot (by an earlier client run).
+    saved_this_boot: bool,
+    last: Option<u64>,
+}
+
+impl SeedSchedule {
+    /// Whether a successful pull at `now` should refresh the seed file.
+    fn due(&mut self, now: u64) -> bool {
+        let due = match self.last {
+            None => !self.saved_this_boot,
+            Some(t) => now.saturating_sub(t) >= self.interval,
+        };
+        if due || self.last.is_none() {
+            self.last = Some(now);
+        }
+        due
+    }
+}
+
+/// `interval` +-10%, `r` uniform over u32.
+fn jittered(interval: u64, r: u32) -> u64 {
+    let tenth = interval / 10;
+    interval - tenth + (2 * tenth as u128 * r as u128 / u32::MAX as u128) as u64
 }
 
 pub fn run(a: &cli::Client) -> Result<()> {
@@ -467,16 +551,15 @@ pub fn run(a: &cli::Client) -> Result<()> {
             "--reseed-interval must be a duration such as 60s",
         )
     })?)?;
+    status::ensure_runtime_dir(&cfg.runtime)?;
     let mut st = State {
         pid: std::process::id(),
         ..State::default()
     };
-    let mut peers = Peers {
-        list: cfg.servers.iter().cloned().map(|s| (s, 0)).collect(),
-    };
+    let mut peers = Peers::new(&cfg.servers, cfg.max_backoff);
     if let Some(n) = a.once {
         st.mode = "once";
-        let (credited, reseeded) = peers.try_each(&cfg, &mut st, |s, st| {
+        let (credited, reseeded) = peers.try_each(clock::now_ns(), &mut st, |s, st| {
             topup_once(&cfg, s, &mut pool, st, n as usize)
         })?;
         let line = msg(&[
@@ -493,6 +576,18 @@ pub fn run(a: &cli::Client) -> Result<()> {
         let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
         return Ok(());
     }
+    let status_dir = cfg.status_file.rsplit_once('/').map_or(".", |(d, _)| d);
+    if !status::on_ram_fs(if status_dir.is_empty() {
+        "/"
+    } else {
+        status_dir
+    }) {
+        log::warn_parts(&[
+            "status file ",
+            &cfg.status_file,
+            " is not on tmpfs: every top-up rewrites it; choose a file under /run or /var/run",
+        ]);
+    }
     daemon(&cfg, &mut peers, &mut pool, &mut st)
 }
 
@@ -502,17 +597,53 @@ fn write_state(cfg: &Config, st: &State) {
     }
 }
 
-fn save_seed(cfg: &Config) {
+fn save_seed(cfg: &Config, st: &mut State) {
     let r = seed::check_dir_mode(&cfg.seed_dir)
         .and_then(|()| SeedDir::open(&cfg.seed_dir))
         .and_then(|d| d.save());
     match r {
-        Ok(true) => log::info_parts(&["saved a creditable seed in ", &cfg.seed_dir]),
-        Ok(false) => log::info_parts(&[
-            "saved a seed (not creditable: the CRNG was not ready) in ",
-            &cfg.seed_dir,
-        ]),
+        Ok(creditable) => {
+            st.seed_saved_at = clock::wall_secs();
+            log::info_parts(&[
+                if creditable {
+                    "saved a creditable seed in "
+                } else {
+                    "saved a seed (not creditable: the CRNG is not ready) in "
+                },
+                &cfg.seed_dir,
+            ]);
+        }
         Err(e) => log::warn(&e.msg),
+    }
+}
+
+/// The per-boot marker: the boot id of the last boot in which a seed was
+/// refreshed after a successful pull.
+fn boot_marker(cfg: &Config) -> String {
+    msg(&[&cfg.runtime, "/seed-saved"])
+}
+
+fn saved_this_boot(cfg: &Config) -> bool {
+    match (kernel::boot_id(), std::fs::read_to_string(boot_marker(cfg))) {
+        (Some(id), Ok(text)) => text.trim() == id.as_str(),
+        _ => false,
+    }
+}
+
+fn mark_saved_this_boot(cfg: &Config) {
+    if let Some(id) = kernel::boot_id() {
+        let _ = std::fs::write(boot_marker(cfg), id.as_bytes());
+    }
+}
+
+/// Runs the schedule after a successful pull; saves a seed when due.
+fn after_pull(cfg: &Config, seeds: &mut SeedSchedule, st: &mut State) {
+    if seeds.due(clock::now_ns()) {
+        save_seed(cfg, st);
+        if !seeds.saved_this_boot {
+            seeds.saved_this_boot = true;
+            mark_saved_this_boot(cfg);
+        }
     }
 }
 
@@ -535,32 +666,32 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         Num::new(peers.list.len() as u64).as_str(),
         " server(s)",
     ]);
+    let mut seeds = SeedSchedule {
+        interval: cfg.seed_interval,
+        saved_this_boot: saved_this_boot(cfg),
+        last: None,
+    };
     let mut backoff = Backoff::new(NS, cfg.max_backoff);
     if !info.crng_ready {
         st.state = "seeding";
         write_state(cfg, st);
-        let marker = msg(&[&cfg.runtime, "/seed-loaded"]);
-        if std::fs::metadata(&marker).is_err() {
-            match SeedDir::open(&cfg.seed_dir).and_then(|d| d.load(pool)) {
-                Ok(l) => {
-                    log::info_parts(&[
-                        "loaded ",
-                        Num::new(l.bytes as u64).as_str(),
-                        " seed bytes, credited ",
-                        Num::new(l.bits_credited).as_str(),
-                        " bits",
-                    ]);
-                    let _ = std::fs::write(&marker, b"");
-                }
-                Err(e) => log::warn(&e.msg),
-            }
+        // Safe whoever loaded before: see the seed module's notes.
+        match SeedDir::open(&cfg.seed_dir).and_then(|d| d.load(pool)) {
+            Ok(l) => log::info_parts(&[
+                "CRNG not ready: loaded ",
+                Num::new(l.bytes as u64).as_str(),
+                " seed bytes, credited ",
+                Num::new(l.bits_credited).as_str(),
+                " bits",
+            ]),
+            Err(e) => log::warn(&e.msg),
         }
         while !kernel::crng_ready() {
-            if crate::sys::pending_signal().is_some() {
+            if pending_signal().is_some() {
                 return finish(cfg, st);
             }
-            let r = peers.try_each(cfg, st, |s, st| {
-                stream_session(cfg, s, pool, st, &kernel::crng_ready)
+            let r = peers.try_each(clock::now_ns(), st, |s, st| {
+                stream_session(cfg, s, pool, st, &kernel::crng_ready, &mut |_| {})
             });
             write_state(cfg, st);
             if r.is_err()
@@ -574,55 +705,50 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         st.crng_ready_at = clock::wall_secs();
         log::info("kernel CRNG is ready");
     }
-    let saved_marker = msg(&[&cfg.runtime, "/seed-saved"]);
-    let mut last_seed_save: Option<u64> = None;
     let mut failing = false;
+    let mut worked = false;
     loop {
-        if crate::sys::pending_signal().is_some() {
+        if pending_signal().is_some() {
             return finish(cfg, st);
         }
         st.state = "fetching";
+        write_state(cfg, st);
         let r = match mode {
-            Mode::Stream => peers
-                .try_each(cfg, st, |s, st| stream_session(cfg, s, pool, st, &|| false))
-                .map(|()| 0),
+            Mode::Stream => peers.try_each(clock::now_ns(), st, |s, st| {
+                stream_session(cfg, s, pool, st, &|| false, &mut |st| {
+                    after_pull(cfg, &mut seeds, st)
+                })
+            }),
             _ => peers
-                .try_each(cfg, st, |s, st| topup_once(cfg, s, pool, st, cfg.get_bytes))
-                .map(|(c, _)| c),
+                .try_each(clock::now_ns(), st, |s, st| {
+                    topup_once(cfg, s, pool, st, cfg.get_bytes)
+                })
+                .map(|_| {
+                    st.last_success = clock::wall_secs();
+                    after_pull(cfg, &mut seeds, st);
+                }),
         };
-        let now = clock::now_ns();
         let wait = match r {
-            Ok(_) => {
-                st.last_success = clock::wall_secs();
-                if failing || last_seed_save.is_none() {
+            Ok(()) => {
+                if failing || !worked {
                     log::info_parts(&["fetching from ", &st.server, " works"]);
                 }
                 failing = false;
+                worked = true;
                 backoff.reset();
-                let first_this_boot = std::fs::metadata(&saved_marker).is_err();
-                if first_this_boot
-                    || last_seed_save.is_some_and(|t| now.saturating_sub(t) >= cfg.seed_interval)
-                {
-                    save_seed(cfg);
-                    let _ = std::fs::write(&saved_marker, b"");
-                    last_seed_save = Some(now);
-                } else if last_seed_save.is_none() {
-                    last_seed_save = Some(now);
-                }
-                // Interval with +-10% jitter.
-                let tenth = cfg.interval / 10;
-                cfg.interval - tenth
-                    + (2 * tenth as u128 * clock::jitter() as u128 / u32::MAX as u128) as u64
+                st.state = "idle";
+                jittered(cfg.interval, clock::jitter())
             }
             Err(_) => {
                 failing = true;
                 let d = backoff.delay(clock::jitter());
                 log::info_parts(&["retrying in ", Num::new(d / NS).as_str(), " s"]);
+                st.state = "retrying";
                 d
             }
         };
-        st.state = "idle";
         write_state(cfg, st);
+        // No child process and no timer between top-ups: one sleep.
         if !clock::sleep_unless_signalled(wait) {
             return finish(cfg, st);
         }
@@ -632,8 +758,41 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
 /// On SIGTERM, SIGINT or SIGHUP: save a seed, record the state, exit 0.
 fn finish(cfg: &Config, st: &mut State) -> Result<()> {
     log::info("terminating: saving a seed");
-    save_seed(cfg);
+    save_seed(cfg, st);
     st.state = "stopped";
     write_state(cfg, st);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_schedule_first_pull_then_interval() {
+        let mut s = SeedSchedule {
+            interval: 100,
+            saved_this_boot: false,
+            last: None,
+        };
+        assert!(s.due(5), "first pull of the boot");
+        assert!(!s.due(50) && !s.due(104));
+        assert!(s.due(105));
+        assert!(!s.due(106));
+        // A restarted client in the same boot waits a full interval.
+        let mut s = SeedSchedule {
+            interval: 100,
+            saved_this_boot: true,
+            last: None,
+        };
+        assert!(!s.due(5) && !s.due(104));
+        assert!(s.due(105));
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        assert_eq!(jittered(1000, 0), 900);
+        assert_eq!(jittered(1000, u32::MAX), 1100);
+        assert_eq!(jittered(1000, u32::MAX / 2), 999);
+    }
 }

@@ -56,6 +56,13 @@ pub fn info() -> Info {
     }
 }
 
+/// This boot's random id (/proc/sys/kernel/random/boot_id), to tell "first
+/// time this boot" from "first time since the client started".
+pub fn boot_id() -> Option<heapless::String<40>> {
+    let s = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    heapless::String::try_from(s.trim()).ok()
+}
+
 /// Totals of what was handed to the kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {

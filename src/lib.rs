@@ -30,48 +30,6 @@ use error::{Error, Result, Status};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn seed_cmd(a: &cli::Seed) -> Result<()> {
-    let dir = a.seed_dir.as_deref().unwrap_or(seed::DEFAULT_DIR);
-    seed::check_dir_mode(dir)?;
-    let d = seed::SeedDir::open(dir)?;
-    match a.action.as_str() {
-        "load" => {
-            let mut pool = kernel::Pool::open(0)?;
-            let l = d.load(&mut pool)?;
-            // Like seedrng: replace the used seed at once, so a crash later
-            // in boot still leaves one for the next boot.
-            let creditable = d.save()?;
-            let runtime = status::runtime_dir();
-            if limits::ensure_private_dir(&runtime).is_ok() {
-                let _ = std::fs::write(error::msg(&[&runtime, "/seed-loaded"]), b"");
-            }
-            log::info_parts(&[
-                "seed load: ",
-                log::Num::new(l.bytes as u64).as_str(),
-                " bytes mixed, ",
-                log::Num::new(l.bits_credited).as_str(),
-                " bits credited; new seed saved",
-                if creditable {
-                    " (creditable)"
-                } else {
-                    " (not creditable)"
-                },
-            ]);
-            Ok(())
-        }
-        "save" => {
-            let creditable = d.save()?;
-            log::info(if creditable {
-                "seed save: creditable seed written"
-            } else {
-                "seed save: seed written, not creditable (CRNG not ready)"
-            });
-            Ok(())
-        }
-        _ => Err(Error::new(Status::Usage, "seed takes `load` or `save`")),
-    }
-}
-
 /// Runs a parsed command line.
 pub fn run(top: cli::Top) -> Result<()> {
     if top.version {
@@ -86,7 +44,7 @@ pub fn run(top: cli::Top) -> Result<()> {
         Some(cli::Cmd::Server(a)) => server::run(&a),
         Some(cli::Cmd::Client(a)) => client::run(&a),
         Some(cli::Cmd::Sink(a)) => sink::run(&a),
-        Some(cli::Cmd::Seed(a)) => seed_cmd(&a),
+        Some(cli::Cmd::Seed(a)) => seed::run(&a),
         Some(cli::Cmd::Status(a)) => status::run(&a),
         Some(cli::Cmd::Keygen(a)) => setup::keygen(&a),
         Some(cli::Cmd::Authorize(a)) => setup::authorize(&a),

@@ -4,11 +4,18 @@
 //! - a seed file is removed and the directory fsync'd before its bytes go to
 //!   the kernel, so a crash can never make a seed be used twice;
 //! - new seeds go to a temporary file that is fsync'd and renamed;
-//! - concurrent runs are serialized with flock on the directory.
+//! - concurrent runs are serialized with flock on the directory;
+//! - a leftover `seed.tmp` (a save killed half-way) is never loaded.
+//!
+//! A creditable seed can only exist while the CRNG is not ready if it was
+//! written in an earlier boot (readiness never goes back within a boot), so
+//! loading whatever is there whenever the CRNG is not ready never credits
+//! the same entropy twice, whoever loads it (`seed load` at boot or the client).
 
+use crate::cli;
 use crate::error::{msg, Error, Result, Status};
 use crate::kernel::Pool;
-use crate::log;
+use crate::log::{self, Num};
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 use rustix::rand::{getrandom, GetRandomFlags};
@@ -118,7 +125,7 @@ impl SeedDir {
         std::fs::remove_file(&path)
             .map_err(|e| Error::os(Status::Io, &msg(&["cannot remove seed ", &path]), e))?;
         self.sync()?;
-        if n < MIN_SEED || n > MAX_SEED {
+        if !(MIN_SEED..=MAX_SEED).contains(&n) {
             buf.fill(0);
             log::warn_parts(&[
                 "ignoring seed ",
@@ -134,14 +141,43 @@ impl SeedDir {
     }
 
     /// Feeds both seed files (if present) to the kernel: the no-credit one
-    /// mixed, the creditable one credited in full.
+    /// mixed, the creditable one credited in full. Logs one line per seed
+    /// with the decision and what RNDADDENTROPY accepted.
     pub fn load(&self, pool: &mut Pool) -> Result<Loaded> {
         let mut out = Loaded::default();
         for (name, bits) in [(NO_CREDIT, 0), (CREDIT, 8)] {
             if let Some(mut seed) = self.take(name)? {
-                out.bits_credited += pool.add(&seed, bits)?;
-                out.bytes += seed.len();
+                let r = pool.add(&seed, bits);
+                let len = seed.len();
                 seed.iter_mut().for_each(|b| *b = 0);
+                let credited = r?;
+                out.bits_credited += credited;
+                out.bytes += len;
+                let path = self.file(name);
+                let n = Num::new(len as u64);
+                if bits == 0 {
+                    log::info_parts(&[
+                        "seed ",
+                        &path,
+                        ": ",
+                        n.as_str(),
+                        " bytes mixed without credit (written before the CRNG was ready)",
+                    ]);
+                } else {
+                    log::info_parts(&[
+                        "seed ",
+                        &path,
+                        ": ",
+                        n.as_str(),
+                        " bytes mixed, ",
+                        Num::new(credited).as_str(),
+                        if pool.can_credit() {
+                            " bits credited (creditable seed)"
+                        } else {
+                            " bits credited (creditable seed, but no CAP_SYS_ADMIN to credit it)"
+                        },
+                    ]);
+                }
             }
         }
         Ok(out)
@@ -209,6 +245,44 @@ impl SeedDir {
     pub fn path(&self) -> &str {
         &self.path
     }
+}
+
+/// `entropyservice seed load|save`. `load` replaces the used seed at once
+/// (like seedrng), so a crash later in boot still leaves one for next boot.
+pub fn run(a: &cli::Seed) -> Result<()> {
+    let dir = a.seed_dir.as_deref().unwrap_or(DEFAULT_DIR);
+    let load = match a.action.as_str() {
+        "load" => true,
+        "save" => false,
+        _ => return Err(Error::new(Status::Usage, "seed takes `load` or `save`")),
+    };
+    check_dir_mode(dir)?;
+    let d = SeedDir::open(dir)?;
+    let loaded = if load {
+        let mut pool = Pool::open(0)?;
+        Some(d.load(&mut pool)?)
+    } else {
+        None
+    };
+    let creditable = d.save()?;
+    let kind = if creditable {
+        "creditable"
+    } else {
+        "not creditable: the CRNG is not ready"
+    };
+    match loaded {
+        Some(l) => log::info_parts(&[
+            "seed load: ",
+            Num::new(l.bytes as u64).as_str(),
+            " bytes mixed, ",
+            Num::new(l.bits_credited).as_str(),
+            " bits credited; new seed saved (",
+            kind,
+            ")",
+        ]),
+        None => log::info_parts(&["seed save: new seed written (", kind, ")"]),
+    }
+    Ok(())
 }
 
 /// Seed size: the pool size in bytes, between MIN_SEED and MAX_SEED.

@@ -16,25 +16,86 @@ pub fn default_status_file() -> String {
     msg(&[&runtime_dir(), "/status"])
 }
 
+/// Creates the client's runtime directory (mode 0700) if missing and
+/// refuses one that another user owns or group or others can write to: the
+/// SSH child's pinned known_hosts lives there. (Readable is fine: it holds
+/// only public keys and the status.)
+pub fn ensure_runtime_dir(dir: &str) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&[
+                    "cannot create runtime directory ",
+                    dir,
+                    "; create it or choose another with --runtime-dir",
+                ]),
+                e,
+            )
+        })?;
+    let m = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot stat ", dir]), e))?;
+    let uid = rustix::process::getuid().as_raw();
+    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o022 != 0 {
+        return Err(Error::new(
+            Status::NoPerm,
+            msg(&[
+                "runtime directory ",
+                dir,
+                " is writable by others or not owned by this user; run: chmod 700 ",
+                dir,
+                " (and fix its owner), or choose another with --runtime-dir",
+            ]),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `dir` is on a RAM file system (tmpfs or ramfs), where writing
+/// the status file on every top-up costs no flash write.
+pub fn on_ram_fs(dir: &str) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    match rustix::fs::statfs(dir) {
+        // f_type is 32 or 64 bits, signed or not, depending on the target.
+        #[allow(clippy::unnecessary_cast)]
+        Ok(s) => matches!(s.f_type as u64 & 0xffff_ffff, TMPFS_MAGIC | RAMFS_MAGIC),
+        Err(_) => false,
+    }
+}
+
 /// What the client reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub pid: u32,
     pub mode: &'static str,
+    /// seeding, fetching, idle, retrying or stopped.
     pub state: &'static str,
     pub server: String,
+    /// Wall-clock seconds of the last successful fetch (0: none yet).
     pub last_success: u64,
     pub bytes_received: u64,
     pub bits_credited: u64,
     pub health_failures: u64,
+    /// SSH sessions started.
+    pub sessions: u64,
+    /// Sessions started after a failed one (retries and failovers).
     pub reconnects: u64,
     pub reseeds: u64,
+    /// Wall-clock seconds when the client saw the CRNG become ready (0: it
+    /// was ready when the client started).
     pub crng_ready_at: u64,
+    /// Wall-clock seconds of the last seed file written (0: none yet).
+    pub seed_saved_at: u64,
     pub last_error: String,
 }
 
 /// Field names, in file order.
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 14] = [
     "pid",
     "mode",
     "state",
@@ -43,47 +104,54 @@ pub const FIELDS: [&str; 12] = [
     "bytes_received",
     "bits_credited",
     "health_failures",
+    "sessions",
     "reconnects",
     "reseeds",
     "crng_ready_at",
+    "seed_saved_at",
     "last_error",
 ];
 
-impl State {
-    fn values(&self) -> [String; 12] {
-        let n = |v: u64| Num::new(v).as_str().to_string();
-        [
-            n(self.pid as u64),
-            self.mode.into(),
-            self.state.into(),
-            self.server.clone(),
-            n(self.last_success),
-            n(self.bytes_received),
-            n(self.bits_credited),
-            n(self.health_failures),
-            n(self.reconnects),
-            n(self.reseeds),
-            n(self.crng_ready_at),
-            self.last_error.replace('\n', " "),
-        ]
-    }
+/// Fields holding wall-clock seconds.
+const TIME_FIELDS: [&str; 3] = ["last_success", "crng_ready_at", "seed_saved_at"];
 
-    /// Replaces the status file atomically (temp file + rename; on tmpfs,
-    /// so no fsync and no flash wear).
-    pub fn write(&self, path: &str) -> Result<()> {
+impl State {
+    /// The status file's text: `key: value` lines in `FIELDS` order.
+    pub fn text(&self) -> String {
         let mut s = String::with_capacity(512);
-        for (k, v) in FIELDS.iter().zip(self.values()) {
+        let mut line = |k: &str, v: &str| {
             s.push_str(k);
             s.push_str(": ");
-            s.push_str(&v);
+            s.push_str(v);
             s.push('\n');
-        }
+        };
+        let n = |v: u64| Num::new(v);
+        line(FIELDS[0], n(self.pid as u64).as_str());
+        line(FIELDS[1], self.mode);
+        line(FIELDS[2], self.state);
+        line(FIELDS[3], &self.server);
+        line(FIELDS[4], n(self.last_success).as_str());
+        line(FIELDS[5], n(self.bytes_received).as_str());
+        line(FIELDS[6], n(self.bits_credited).as_str());
+        line(FIELDS[7], n(self.health_failures).as_str());
+        line(FIELDS[8], n(self.sessions).as_str());
+        line(FIELDS[9], n(self.reconnects).as_str());
+        line(FIELDS[10], n(self.reseeds).as_str());
+        line(FIELDS[11], n(self.crng_ready_at).as_str());
+        line(FIELDS[12], n(self.seed_saved_at).as_str());
+        line(FIELDS[13], &self.last_error.replace('\n', " "));
+        s
+    }
+
+    /// Replaces the status file atomically (temp file + rename). No fsync:
+    /// it belongs on tmpfs, where this costs no flash write.
+    pub fn write(&self, path: &str) -> Result<()> {
         if let Some(dir) = std::path::Path::new(path).parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let tmp = msg(&[path, ".tmp"]);
         let r = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(s.as_bytes()))
+            .and_then(|mut f| f.write_all(self.text().as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, path));
         r.map_err(|e| {
             Error::os(
@@ -134,9 +202,21 @@ fn is_number_field(k: &str) -> bool {
     !matches!(k, "mode" | "state" | "server" | "last_error")
 }
 
-/// Renders the status for `entropyservice status`.
-pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool) -> String {
+/// Whether the client that wrote the status file still runs: its pid is
+/// alive and it did not record a clean stop.
+fn client_alive(pairs: &[(&'static str, &str)]) -> bool {
+    let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let pid = get("pid").and_then(crate::parse::decimal).unwrap_or(0);
+    pid != 0
+        && get("state") != Some("stopped")
+        && std::fs::metadata(msg(&["/proc/", Num::new(pid).as_str()])).is_ok()
+}
+
+/// Renders the status for `entropyservice status`. `now` is wall-clock
+/// seconds, for the "N s ago" notes.
+pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool, now: u64) -> String {
     let pairs = file_text.map(parse).unwrap_or_default();
+    let running = file_text.is_some() && client_alive(&pairs);
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let kernel_pairs = [
         ("crng_ready", yes_no(k.crng_ready).to_string()),
@@ -175,6 +255,11 @@ pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool) -> String {
                     json_str(&mut out, v);
                 }
             }
+            if !pairs.is_empty() {
+                out.push(',');
+            }
+            out.push_str("\"running\":");
+            out.push_str(if running { "true" } else { "false" });
             out.push('}');
         }
         out.push_str("}\n");
@@ -188,10 +273,29 @@ pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool) -> String {
         match file_text {
             None => out.push_str("client: not running (no status file)\n"),
             Some(_) => {
+                out.push_str(if running {
+                    "client: running\n"
+                } else {
+                    "client: not running (last state below)\n"
+                });
                 for (key, v) in pairs {
                     out.push_str(key);
                     out.push_str(": ");
                     out.push_str(v);
+                    if TIME_FIELDS.contains(&key) {
+                        match crate::parse::decimal(v) {
+                            Some(0) if key == "crng_ready_at" => {
+                                out.push_str(" (ready before the client started)")
+                            }
+                            Some(0) => out.push_str(" (never)"),
+                            Some(t) if t <= now => {
+                                out.push_str(" (");
+                                out.push_str(Num::new(now - t).as_str());
+                                out.push_str(" s ago)");
+                            }
+                            _ => {}
+                        }
+                    }
                     out.push('\n');
                 }
             }
@@ -203,7 +307,12 @@ pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool) -> String {
 pub fn run(a: &crate::cli::Status) -> Result<()> {
     let path = a.status_file.clone().unwrap_or_else(default_status_file);
     let text = std::fs::read_to_string(&path).ok();
-    let out = render(text.as_deref(), kernel::info(), a.json);
+    let out = render(
+        text.as_deref(),
+        kernel::info(),
+        a.json,
+        crate::clock::wall_secs(),
+    );
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(())
 }
@@ -235,7 +344,7 @@ mod tests {
             entropy_avail: 256,
             crng_ready: true,
         };
-        let j = render(Some(&text), k, true);
+        let j = render(Some(&text), k, true, 0);
         assert!(j.starts_with("{\"kernel\":{\"crng_ready\":true,\"entropy_avail\":256,\"poolsize\":256},\"client\":{\"pid\":7,"), "{j}");
         assert!(
             j.contains("\"last_error\":\"a \\\"quoted\\\" line\""),
@@ -249,7 +358,7 @@ mod tests {
         let text = "pid: 1\npid: 2\nbogus: x\nmode: \u{1}\"\n";
         let p = parse(text);
         assert_eq!(p, vec![("pid", "1"), ("mode", "\u{1}\"")]);
-        let j = render(Some(text), kernel::Info::default(), true);
+        let j = render(Some(text), kernel::Info::default(), true, 0);
         assert!(j.contains("\"mode\":\"\\u0001\\\"\""), "{j}");
     }
 }

@@ -23,10 +23,20 @@ fn assert_no_ssh_child_left(port: u16) {
     std::thread::sleep(Duration::from_millis(200));
     let p = port.to_string();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        let is_client = args.first().is_some_and(|a| a.ends_with("dbclient") || a.ends_with("/ssh"));
-        assert!(!(is_client && args.iter().any(|a| *a == p)), "SSH child left behind: {args:?}");
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_client = args
+            .first()
+            .is_some_and(|a| a.ends_with("dbclient") || a.ends_with("/ssh"));
+        assert!(
+            !(is_client && args.contains(&p)),
+            "SSH child left behind: {args:?}"
+        );
     }
 }
 
@@ -36,9 +46,19 @@ fn once_fetches_and_credits_over_both_servers() {
     for flavor in BOTH {
         let (srv, key, dir) = setup(flavor, &server_command(""));
         let r = run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]));
-        r.ok().stdout_has("received 64 bytes from root@127.0.0.1").stdout_has("credited 128 bits");
-        let r = run(client_cmd(&srv, &key, &dir).args(["--once", "4096", "--credit-bits-per-byte", "0", "127.0.0.1"]));
-        r.ok().stdout_has("received 4096 bytes").stdout_has("credited 0 bits");
+        r.ok()
+            .stdout_has("received 64 bytes from root@127.0.0.1")
+            .stdout_has("credited 128 bits");
+        let r = run(client_cmd(&srv, &key, &dir).args([
+            "--once",
+            "4096",
+            "--credit-bits-per-byte",
+            "0",
+            "127.0.0.1",
+        ]));
+        r.ok()
+            .stdout_has("received 4096 bytes")
+            .stdout_has("credited 0 bits");
         assert_no_ssh_child_left(srv.port);
     }
 }
@@ -51,9 +71,18 @@ fn each_ssh_client_works_with_the_other_server() {
     for (flavor, other) in [(Flavor::Dropbear, "ssh"), (Flavor::OpenSsh, "dbclient")] {
         let dir = TempDir::new("cross");
         let srv = SshServer::start(flavor, "");
-        let key = if other == "ssh" { openssh_key(&dir, "id", "ed25519") } else { dropbear_key(&dir, "id", "ed25519") };
+        let key = if other == "ssh" {
+            openssh_key(&dir, "id", "ed25519")
+        } else {
+            dropbear_key(&dir, "id", "ed25519")
+        };
         srv.set_authorized_keys(&forced_line(&server_command(""), &key));
-        let mut c = client_cmd_opts(&srv, &key, &dir, &[("--ssh", need(other).to_str().unwrap())]);
+        let mut c = client_cmd_opts(
+            &srv,
+            &key,
+            &dir,
+            &[("--ssh", need(other).to_str().unwrap())],
+        );
         c.args(["--once", "32", "127.0.0.1"]);
         run(&mut c).ok().stdout_has("received 32 bytes");
     }
@@ -67,8 +96,14 @@ fn legacy_server_running_cat_dev_urandom() {
         let (srv, key, dir) = setup(flavor, "cat /dev/urandom");
         let t = Instant::now();
         let r = run(client_cmd(&srv, &key, &dir).args(["--once", "256", "127.0.0.1"]));
-        r.ok().stdout_has("received 256 bytes").stdout_has("credited 512 bits");
-        assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+        r.ok()
+            .stdout_has("received 256 bytes")
+            .stdout_has("credited 512 bits");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "took {:?}",
+            t.elapsed()
+        );
         assert_no_ssh_child_left(srv.port);
     }
 }
@@ -81,8 +116,23 @@ fn original_client_command_line_against_our_server() {
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
     let mut child = Command::new(need("ssh"))
-        .args(["-o", &format!("UserKnownHostsFile={}", kh.display()), "-o", "StrictHostKeyChecking=yes", "-F", "/dev/null"])
-        .args(["-T", "-p", &srv.port.to_string(), "-i", &key.private_str(), "root@127.0.0.1", "cat /dev/random"])
+        .args([
+            "-o",
+            &format!("UserKnownHostsFile={}", kh.display()),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-F",
+            "/dev/null",
+        ])
+        .args([
+            "-T",
+            "-p",
+            &srv.port.to_string(),
+            "-i",
+            &key.private_str(),
+            "root@127.0.0.1",
+            "cat /dev/random",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -106,8 +156,25 @@ fn bad_request_through_ssh_is_refused_by_the_forced_command() {
     std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
     for req in ["get 99999999999", "get -1", "get 10; rm -rf /", "sh -i"] {
         let r = run(Command::new(need("ssh"))
-            .args(["-o", &format!("UserKnownHostsFile={}", kh.display()), "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-F", "/dev/null"])
-            .args(["-T", "-p", &srv.port.to_string(), "-i", &key.private_str(), "root@127.0.0.1", req]));
+            .args([
+                "-o",
+                &format!("UserKnownHostsFile={}", kh.display()),
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-F",
+                "/dev/null",
+            ])
+            .args([
+                "-T",
+                "-p",
+                &srv.port.to_string(),
+                "-i",
+                &key.private_str(),
+                "root@127.0.0.1",
+                req,
+            ]));
         r.code(65).stderr_has("bad request");
         assert!(r.raw_stdout.is_empty(), "{}", r.explain());
     }
@@ -119,17 +186,29 @@ fn wrong_host_key_is_refused_naming_both_fingerprints() {
     for flavor in BOTH {
         let (srv, key, dir) = setup(flavor, &server_command(""));
         let other = openssh_key(&dir, "other_host", "ed25519");
-        let pinned = entropyservice::hostkey::PublicKey::parse(&other.public_line).unwrap().fingerprint();
-        let offered = entropyservice::hostkey::PublicKey::parse(&srv.host_key).unwrap().fingerprint();
+        let pinned = entropyservice::hostkey::PublicKey::parse(&other.public_line)
+            .unwrap()
+            .fingerprint();
+        let offered = entropyservice::hostkey::PublicKey::parse(&srv.host_key)
+            .unwrap()
+            .fingerprint();
         let hk = other.type_and_key();
         let mut c = client_cmd_opts(&srv, &key, &dir, &[("--host-key", &hk)]);
         c.args(["--once", "64", "127.0.0.1"]);
         let t = Instant::now();
         let r = run(&mut c);
         r.code(76).stderr_has(&pinned).stderr_has("does not match");
-        assert!(r.stderr.contains(&offered), "{flavor:?}: offered fingerprint missing\n{}", r.explain());
+        assert!(
+            r.stderr.contains(&offered),
+            "{flavor:?}: offered fingerprint missing\n{}",
+            r.explain()
+        );
         assert!(!r.stdout.contains("credited"), "{}", r.explain());
-        assert!(t.elapsed() < Duration::from_secs(10), "{flavor:?} took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{flavor:?} took {:?}",
+            t.elapsed()
+        );
         assert_no_ssh_child_left(srv.port);
     }
 }
@@ -148,7 +227,12 @@ fn unknown_host_key_type_is_refused() {
         let t = Instant::now();
         let r = run(&mut c);
         r.code(76).stderr_has("does not match the pinned key");
-        assert!(t.elapsed() < Duration::from_secs(20), "{flavor:?} took {:?}\n{}", t.elapsed(), r.explain());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{flavor:?} took {:?}\n{}",
+            t.elapsed(),
+            r.explain()
+        );
         assert_no_ssh_child_left(srv.port);
     }
 }
@@ -158,7 +242,10 @@ fn constant_and_repeated_streams_are_not_credited() {
     need_root();
     for (cmd, what) in [
         ("head -c 100000 /dev/zero", "repetition count"),
-        ("head -c 32 /dev/urandom > /tmp/es-block-$$; while cat /tmp/es-block-$$; do :; done", "32-byte block was repeated"),
+        (
+            "head -c 32 /dev/urandom > /tmp/es-block-$$; while cat /tmp/es-block-$$; do :; done",
+            "32-byte block was repeated",
+        ),
     ] {
         for flavor in BOTH {
             let (srv, key, dir) = setup(flavor, cmd);
@@ -174,13 +261,25 @@ fn short_stream_and_stall_are_not_credited() {
     need_root();
     for flavor in BOTH {
         let (srv, key, dir) = setup(flavor, "head -c 10 /dev/urandom");
-        run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"])).code(65).stderr_has("sent 10 of 64 bytes; nothing credited");
+        run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]))
+            .code(65)
+            .stderr_has("sent 10 of 64 bytes; nothing credited");
 
         srv.set_authorized_keys(&forced_line("head -c 10 /dev/urandom; exec sleep 60", &key));
         let t = Instant::now();
-        let r = run(client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "2s")]).args(["--once", "64", "127.0.0.1"]));
+        let r = run(
+            client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "2s")]).args([
+                "--once",
+                "64",
+                "127.0.0.1",
+            ]),
+        );
         r.code(69).stderr_has("stalled; session killed");
-        assert!(t.elapsed() < Duration::from_secs(10), "watchdog took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "watchdog took {:?}",
+            t.elapsed()
+        );
         assert_no_ssh_child_left(srv.port);
     }
 }
@@ -192,18 +291,36 @@ fn key_file_problems_are_one_line_errors() {
     let missing = dir.s("missing");
     let mut c = client_cmd_opts(&srv, &key, &dir, &[("-i", &missing)]);
     c.args(["--once", "64", "127.0.0.1"]);
-    run(&mut c).code(66).one_line_error().stderr_has("cannot be read");
+    run(&mut c)
+        .code(66)
+        .one_line_error()
+        .stderr_has("cannot be read");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key.private, std::fs::Permissions::from_mode(0o644)).unwrap();
     let r = run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]));
-    r.code(77).one_line_error().stderr_has(&format!("chmod 600 {}", key.private_str()));
+    r.code(77)
+        .one_line_error()
+        .stderr_has(&format!("chmod 600 {}", key.private_str()));
     let mut c = Command::new(bin());
-    c.args(["client", "--once", "64", "-i", &key.private_str(), "127.0.0.1"]);
-    run(&mut c).code(64).one_line_error().stderr_has("--host-key");
+    c.args([
+        "client",
+        "--once",
+        "64",
+        "-i",
+        &key.private_str(),
+        "127.0.0.1",
+    ]);
+    run(&mut c)
+        .code(64)
+        .one_line_error()
+        .stderr_has("--host-key");
     let mut c = client_cmd_opts(&srv, &key, &dir, &[("--ssh", "/nonexistent/dbclient")]);
     c.args(["--once", "64", "127.0.0.1"]);
     std::fs::set_permissions(&key.private, std::fs::Permissions::from_mode(0o600)).unwrap();
-    run(&mut c).code(66).one_line_error().stderr_has("does not exist");
+    run(&mut c)
+        .code(66)
+        .one_line_error()
+        .stderr_has("does not exist");
     let mut c = client_cmd(&srv, &key, &dir);
     c.args(["--once", "64", "-oProxyCommand=sh"]);
     run(&mut c).code(64).one_line_error();
@@ -217,10 +334,25 @@ fn without_cap_sys_admin_bytes_are_mixed_but_not_credited() {
     let mut inner = client_cmd(&srv, &key, &dir);
     inner.args(["--once", "64", "127.0.0.1"]);
     let mut c = Command::new(setpriv);
-    c.args(["--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin", "--"]).arg(inner.get_program()).args(inner.get_args());
+    c.args([
+        "--bounding-set",
+        "-sys_admin",
+        "--inh-caps",
+        "-sys_admin",
+        "--",
+    ])
+    .arg(inner.get_program())
+    .args(inner.get_args());
     let r = run(&mut c);
-    r.ok().stdout_has("credited 0 bits").stderr_has("cannot credit entropy without CAP_SYS_ADMIN");
-    assert_eq!(r.stderr.matches("cannot credit").count(), 1, "{}", r.explain());
+    r.ok()
+        .stdout_has("credited 0 bits")
+        .stderr_has("cannot credit entropy without CAP_SYS_ADMIN");
+    assert_eq!(
+        r.stderr.matches("cannot credit").count(),
+        1,
+        "{}",
+        r.explain()
+    );
 }
 
 #[test]
@@ -238,16 +370,30 @@ fn stream_mode_credits_until_terminated() {
         let pid = child.id();
         std::thread::sleep(Duration::from_secs(3));
         assert_eq!(children_of(pid).len(), 1, "one SSH child while streaming");
-        rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), rustix::process::Signal::TERM).unwrap();
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
         let out = wait_limit(&mut child, Duration::from_secs(10));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{err}");
         let text = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-        let credited = text.lines().find_map(|l| l.strip_prefix("bits_credited: ")).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let credited = text
+            .lines()
+            .find_map(|l| l.strip_prefix("bits_credited: "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         // 20000 B/s for about 3 s at 2 bits per byte, in 512-byte chunks.
-        assert!(credited >= 8192, "credited only {credited} bits: {err}\n{text}");
+        assert!(
+            credited >= 8192,
+            "credited only {credited} bits: {err}\n{text}"
+        );
         assert!(text.contains("state: stopped"), "{text}");
-        assert!(dir.join("seed/seed.credit").exists(), "no seed saved at SIGTERM: {err}");
+        assert!(
+            dir.join("seed/seed.credit").exists(),
+            "no seed saved at SIGTERM: {err}"
+        );
         assert_no_ssh_child_left(srv.port);
     }
 }

@@ -5,5 +5,7 @@
 mod util;
 
 mod e2e;
+mod limits;
 mod offline;
+mod seeding;
 mod setup;
