@@ -465,7 +465,12 @@ pub fn client_cmd(srv: &SshServer, key: &Keypair, dir: &TempDir) -> Command {
 
 /// Like `client_cmd`, with some of its options replaced by `over`
 /// (flag, value) pairs (argh refuses an option given twice).
-pub fn client_cmd_opts(srv: &SshServer, key: &Keypair, dir: &TempDir, over: &[(&str, &str)]) -> Command {
+pub fn client_cmd_opts(
+    srv: &SshServer,
+    key: &Keypair,
+    dir: &TempDir,
+    over: &[(&str, &str)],
+) -> Command {
     let port = srv.port.to_string();
     let ssh = srv.client_program().to_string_lossy().into_owned();
     let (status, seed, keyf) = (dir.s("status"), dir.s("seed"), key.private_str());
@@ -482,7 +487,11 @@ pub fn client_cmd_opts(srv: &SshServer, key: &Keypair, dir: &TempDir, over: &[(&
     let mut c = Command::new(bin());
     c.arg("client");
     for (flag, value) in defaults {
-        let v = over.iter().find(|(f, _)| *f == flag).map(|(_, v)| *v).unwrap_or(value);
+        let v = over
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map(|(_, v)| *v)
+            .unwrap_or(value);
         c.args([flag, v]);
     }
     for (flag, value) in over {
