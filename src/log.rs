@@ -1,9 +1,36 @@
 //! Log lines on stderr, one per event, `LEVEL: message`: procd hands them to
 //! logd and systemd to the journal, both of which add the time and the tag.
 
+use core::sync::atomic::{AtomicU8, Ordering};
 use std::io::Write;
 
+/// 0 = not read yet, then 1 error, 2 warning, 3 info (and debug).
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// The level from ENTROPYSERVICE_LOG (`error`, `warn`/`warning`, `info`,
+/// `debug`); info when unset or unknown.
+fn enabled(rank: u8) -> bool {
+    let mut l = LEVEL.load(Ordering::Relaxed);
+    if l == 0 {
+        l = match std::env::var("ENTROPYSERVICE_LOG").as_deref() {
+            Ok("error") => 1,
+            Ok("warn" | "warning") => 2,
+            _ => 3,
+        };
+        LEVEL.store(l, Ordering::Relaxed);
+    }
+    rank <= l
+}
+
 fn line(level: &str, parts: &[&str]) {
+    let rank = match level {
+        "error: " => 1,
+        "warning: " => 2,
+        _ => 3,
+    };
+    if !enabled(rank) {
+        return;
+    }
     let mut s = String::with_capacity(128);
     s.push_str(level);
     for p in parts {
