@@ -27,26 +27,19 @@ pub fn default_lock_dir() -> String {
     }
 }
 
-/// Creates `dir` (mode 0700) if missing and refuses one that another user
-/// owns or that others can write to.
+/// Creates `dir` (mode 0700) if missing and refuses one that is not a
+/// directory of this user, or that group or others can write to.
 pub fn ensure_private_dir(dir: &str) -> Result<()> {
-    match std::fs::DirBuilder::new()
+    if let Err(e) = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
     {
-        Ok(()) => {}
-        Err(e) => {
-            return Err(Error::os(
-                Status::CantCreate,
-                &msg(&[
-                    "cannot create lock directory ",
-                    dir,
-                    "; create it or choose another with --lock-dir",
-                ]),
-                e,
-            ))
-        }
+        return Err(Error::os(
+            Status::CantCreate,
+            &msg(&["cannot create directory ", dir]),
+            e,
+        ));
     }
     let m = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot stat ", dir]), e))?;
@@ -54,7 +47,11 @@ pub fn ensure_private_dir(dir: &str) -> Result<()> {
     if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o022 != 0 {
         return Err(Error::new(
             Status::NoPerm,
-            msg(&["lock directory ", dir, " is not a private directory of this user; fix its owner and mode (chmod 700) or choose another with --lock-dir"]),
+            msg(&[
+                "directory ",
+                dir,
+                " is not private to this user (a symlink, another owner, or writable by others); fix its owner and mode (chmod 700)",
+            ]),
         ));
     }
     Ok(())
@@ -72,6 +69,16 @@ fn slot_path(dir: &str, i: u32) -> String {
 /// Takes the lowest free slot of `cap` in `dir`, or `None` if all are held.
 pub fn acquire(dir: &str, cap: u32) -> Result<Option<Slot>> {
     ensure_private_dir(dir)?;
+    if let Some(slot) = scan(dir, cap)? {
+        return Ok(Some(slot));
+    }
+    // A free slot that `count_live` is probing looks held for a few
+    // microseconds; a second look tells a probe from a session.
+    crate::clock::sleep_ns(5_000_000);
+    scan(dir, cap)
+}
+
+fn scan(dir: &str, cap: u32) -> Result<Option<Slot>> {
     for i in 0..cap {
         let path = slot_path(dir, i);
         let f = std::fs::OpenOptions::new()
@@ -98,7 +105,9 @@ pub fn acquire(dir: &str, cap: u32) -> Result<Option<Slot>> {
 }
 
 /// Counts held slots in `dir` (this process's own included), scanning slot
-/// files from 0 up to the first one that does not exist.
+/// files from 0 up to the first one that does not exist (`acquire` creates
+/// them in order and none is ever removed). The probe is a shared lock held
+/// for a moment, so it never blocks a session.
 pub fn count_live(dir: &str) -> u32 {
     let mut live = 0;
     for i in 0..UNCAPPED_SLOTS {

@@ -40,6 +40,12 @@ impl Bucket {
         self.rate = rate;
     }
 
+    /// Changes the burst; tokens above the new burst are dropped.
+    pub fn set_burst(&mut self, burst: u64) {
+        self.burst = burst.max(1);
+        self.tokens = self.tokens.min(self.burst as u128 * NS as u128);
+    }
+
     fn refill(&mut self, now: u64) {
         let dt = now.saturating_sub(self.last) as u128;
         self.last = now.max(self.last);
@@ -156,6 +162,14 @@ mod tests {
         b.set_rate(10, NS);
         assert_eq!(b.take(1000, NS), 100);
         assert_eq!(b.wait_ns(10, NS), NS);
+    }
+
+    #[test]
+    fn smaller_burst_drops_excess_tokens() {
+        let mut b = Bucket::new(1000, 1000, 0);
+        b.set_burst(100);
+        assert_eq!(b.take(1000, 10 * NS), 100);
+        assert_eq!(b.burst(), 100);
     }
 
     #[test]

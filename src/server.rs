@@ -1,9 +1,12 @@
 //! `entropyservice server`: the forced command. Data flow:
 //! request check -> peer check -> session slots -> source -> rate -> stdout.
 //!
-//! Guarantees: a refused session writes nothing to stdout; the client's
-//! words are only ever parsed, never run; a client hang-up ends the session
-//! with status 0.
+//! Guarantees: a refused session writes nothing to stdout, prints one line on
+//! stderr (which SSH hands to the client) and exits with its class's status:
+//! 65 bad request, 75 session cap reached, 77 peer not allowed. The client's
+//! words are only ever parsed, never run. A client hang-up ends the session
+//! with status 0. Every session leaves one audit line when it starts and one
+//! when it ends, or a single `refused` line.
 
 use crate::cli;
 use crate::clock;
@@ -13,24 +16,36 @@ use crate::log::Num;
 use crate::parse::{self, Request};
 use crate::rate::{Bucket, NS};
 use crate::source::Source;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::io::Errno;
 use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 
 const BUF: usize = 16 * 1024;
 
+/// Audit lines: `EVENT client=.. peer=.. pid=.. request=".." ...` to syslog,
+/// and with the Unix time in front to `--audit-file`, one write per line.
 struct Audit<'a> {
     client: &'a str,
     peer: String,
     request: String,
     file: Option<std::fs::File>,
+    /// The start line was written, so an error ends with an `end` line.
+    started: bool,
 }
 
 impl Audit<'_> {
-    fn line(&mut self, parts: &[&str]) {
+    fn line(&mut self, event: &str, parts: &[&str]) {
+        let pid = Num::new(std::process::id() as u64);
         let mut s = msg(&[
-            "client=",
+            event,
+            " client=",
             self.client,
             " peer=",
             &self.peer,
+            " pid=",
+            pid.as_str(),
             " request=\"",
             &self.request,
             "\"",
@@ -40,8 +55,8 @@ impl Audit<'_> {
         }
         crate::sys::syslog(libc::LOG_INFO, &s);
         if let Some(f) = self.file.as_mut() {
-            s.push('\n');
-            let _ = f.write_all(s.as_bytes());
+            let l = msg(&[Num::new(clock::wall_secs()).as_str(), " ", &s, "\n"]);
+            let _ = f.write_all(l.as_bytes());
         }
     }
 }
@@ -61,8 +76,34 @@ fn printable(s: &str) -> String {
         .collect()
 }
 
+fn open_audit(path: &str) -> Option<std::fs::File> {
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            let e = Error::os(
+                Status::CantCreate,
+                &msg(&[
+                    "cannot open audit file ",
+                    path,
+                    "; audit lines go to syslog only",
+                ]),
+                e,
+            );
+            crate::sys::syslog(libc::LOG_WARNING, &e.msg);
+            None
+        }
+    }
+}
+
 pub fn run(a: &cli::Server) -> Result<()> {
     crate::sys::syslog_open(c"entropyservice");
+    crate::sys::install_signal_handlers();
     if !parse::is_safe_name(&a.client) {
         return Err(Error::new(
             Status::Usage,
@@ -105,13 +146,8 @@ pub fn run(a: &cli::Server) -> Result<()> {
             (None, None) => "local".into(),
         },
         request: printable(&raw_request),
-        file: a.audit_file.as_ref().and_then(|p| {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(p)
-                .ok()
-        }),
+        file: a.audit_file.as_deref().and_then(open_audit),
+        started: false,
     };
     let result = session(
         a,
@@ -122,17 +158,79 @@ pub fn run(a: &cli::Server) -> Result<()> {
         max_time,
         &mut audit,
     );
-    match &result {
-        Ok(_) => {}
-        Err(e) => audit.line(&[
-            " refused status=",
-            Num::new(e.exit_code() as u64).as_str(),
-            " reason=\"",
-            &e.msg,
-            "\"",
-        ]),
+    if let Err(e) = &result {
+        if !audit.started {
+            audit.line(
+                "refused",
+                &[
+                    " status=",
+                    Num::new(e.exit_code() as u64).as_str(),
+                    " reason=\"",
+                    &e.msg,
+                    "\"",
+                ],
+            );
+        }
     }
-    result.map(|_| ())
+    result
+}
+
+/// A lock-directory fault is the server's, not the client's: it must not
+/// look like "peer not allowed" (77) to the client.
+fn lock_fault(e: Error) -> Error {
+    let status = match e.status {
+        Status::NoPerm => Status::Config,
+        s => s,
+    };
+    Error::new(
+        status,
+        msg(&[
+            "session slots unavailable: ",
+            &e.msg,
+            "; or choose another --lock-dir",
+        ]),
+    )
+}
+
+fn take_slot(dir: &str, cap: u32, refusal: impl FnOnce() -> String) -> Result<limits::Slot> {
+    limits::acquire(dir, cap)
+        .map_err(lock_fault)?
+        .ok_or_else(|| Error::new(Status::TempFail, refusal()))
+}
+
+fn check_peer(
+    peer: Option<core::net::IpAddr>,
+    have_conn: bool,
+    allow: &[parse::Cidr],
+    audit: &Audit<'_>,
+) -> Result<()> {
+    let Some(p) = peer else {
+        let why = if have_conn {
+            "SSH_CONNECTION is malformed"
+        } else {
+            "SSH_CONNECTION and SSH_CLIENT are not set"
+        };
+        return Err(Error::new(
+            Status::NoPerm,
+            msg(&[
+                "peer not allowed: ",
+                why,
+                "; --allow-from needs the peer address from sshd or dropbear",
+            ]),
+        ));
+    };
+    if allow.iter().any(|c| c.contains(p)) {
+        return Ok(());
+    }
+    Err(Error::new(
+        Status::NoPerm,
+        msg(&[
+            "peer not allowed: ",
+            &audit.peer,
+            " is not in --allow-from for client ",
+            audit.client,
+        ]),
+    ))
 }
 
 fn session(
@@ -147,69 +245,41 @@ fn session(
     let request = parse::request(raw_request, a.max_bytes)
         .map_err(|e| Error::new(Status::Data, msg(&["bad request: ", e.as_str()])))?;
     if let Some(allow) = allow {
-        let Some(p) = peer else {
-            let why = if have_conn {
-                "SSH_CONNECTION is malformed"
-            } else {
-                "SSH_CONNECTION and SSH_CLIENT are not set"
-            };
-            return Err(Error::new(
-                Status::NoPerm,
-                msg(&[
-                    "peer not allowed: ",
-                    why,
-                    "; --allow-from needs the peer address from sshd or dropbear",
-                ]),
-            ));
-        };
-        if !allow.iter().any(|c| c.contains(p)) {
-            return Err(Error::new(
-                Status::NoPerm,
-                msg(&[
-                    "peer ",
-                    &audit.peer,
-                    " is not allowed by --allow-from for client ",
-                    audit.client,
-                ]),
-            ));
-        }
+        check_peer(peer, have_conn, allow, audit)?;
     }
     let lock_dir = a.lock_dir.clone().unwrap_or_else(limits::default_lock_dir);
+    let uses_locks = a.max_sessions > 0 || a.max_total_sessions > 0 || a.total_rate > 0;
+    if uses_locks {
+        limits::ensure_private_dir(&lock_dir).map_err(lock_fault)?;
+    }
     let _client_slot = if a.max_sessions > 0 {
         let dir = msg(&[&lock_dir, "/client-", &a.client]);
-        limits::ensure_private_dir(&lock_dir)?;
-        Some(limits::acquire(&dir, a.max_sessions)?.ok_or_else(|| {
-            Error::new(
-                Status::TempFail,
-                msg(&[
-                    "session cap reached: client ",
-                    &a.client,
-                    " already has ",
-                    Num::new(a.max_sessions as u64).as_str(),
-                    " sessions; try again later",
-                ]),
-            )
+        Some(take_slot(&dir, a.max_sessions, || {
+            msg(&[
+                "session cap reached: client ",
+                &a.client,
+                " is at its limit of ",
+                Num::new(a.max_sessions as u64).as_str(),
+                " concurrent sessions (--max-sessions); try again later",
+            ])
         })?)
     } else {
         None
     };
+    // Every session under a total cap or budget holds a slot here, so the
+    // held slots are the live sessions that share --total-rate.
     let all_dir = msg(&[&lock_dir, "/all"]);
     let _total_slot = if a.max_total_sessions > 0 || a.total_rate > 0 {
-        limits::ensure_private_dir(&lock_dir)?;
-        let cap = if a.max_total_sessions > 0 {
-            a.max_total_sessions
-        } else {
-            limits::UNCAPPED_SLOTS
+        let cap = match a.max_total_sessions {
+            0 => limits::UNCAPPED_SLOTS,
+            n => n,
         };
-        Some(limits::acquire(&all_dir, cap)?.ok_or_else(|| {
-            Error::new(
-                Status::TempFail,
-                msg(&[
-                    "server session cap reached: ",
-                    Num::new(cap as u64).as_str(),
-                    " sessions in total; try again later",
-                ]),
-            )
+        Some(take_slot(&all_dir, cap, || {
+            msg(&[
+                "session cap reached: this server is at its limit of ",
+                Num::new(cap as u64).as_str(),
+                " concurrent sessions (--max-total-sessions); try again later",
+            ])
         })?)
     } else {
         None
@@ -219,9 +289,18 @@ fn session(
         Request::Get(n) => n,
         Request::Stream => a.max_bytes,
     };
-    audit.line(&[" start source=", source.describe()]);
+    audit.line(
+        "start",
+        &[
+            " source=",
+            source.describe(),
+            " rate=",
+            Num::new(a.rate).as_str(),
+        ],
+    );
+    audit.started = true;
     let start = clock::now_ns();
-    let (sent, why) = stream(a, &mut source, limit, start, max_time, &all_dir);
+    let (sent, why) = stream(a, &mut source, limit, start, max_time, &all_dir, audit);
     let dur_ms = clock::now_ns().saturating_sub(start) / 1_000_000;
     let (why_str, res) = match why {
         End::Done => ("done", Ok(())),
@@ -231,18 +310,26 @@ fn session(
         End::Signal => ("signal", Ok(())),
         End::Failed(e) => ("error", Err(e)),
     };
-    if let Some(d) = &source.dropped {
-        audit.line(&[" source-health \"", d, "\""]);
-    }
-    audit.line(&[
-        " end bytes=",
-        Num::new(sent).as_str(),
-        " duration_ms=",
-        Num::new(dur_ms).as_str(),
-        " reason=\"",
-        why_str,
-        "\"",
-    ]);
+    let err = match &res {
+        Err(e) => e.msg.as_str(),
+        Ok(()) => "",
+    };
+    audit.line(
+        "end",
+        &[
+            " source=",
+            source.describe(),
+            " bytes=",
+            Num::new(sent).as_str(),
+            " duration_ms=",
+            Num::new(dur_ms).as_str(),
+            " reason=\"",
+            why_str,
+            if err.is_empty() { "" } else { ": " },
+            err,
+            "\"",
+        ],
+    );
     res
 }
 
@@ -255,6 +342,66 @@ enum End {
     Failed(Error),
 }
 
+/// This session's rate: its own `--rate` (0 = unlimited) capped by an equal
+/// share of `--total-rate` among `live` sessions.
+fn share(own: u64, total: u64, live: u64) -> u64 {
+    if total == 0 {
+        return own;
+    }
+    let fair = (total / live.max(1)).max(1);
+    if own == 0 {
+        fair
+    } else {
+        own.min(fair)
+    }
+}
+
+fn burst_for(a: &cli::Server, rate: u64) -> u64 {
+    a.burst.unwrap_or((rate / 4).max(32)).clamp(1, BUF as u64)
+}
+
+/// Sleeps up to `ns`, waking early when the client hangs up (the reader of
+/// stdout went away). Returns false on hang-up, so an idle or paused session
+/// frees its slots at once instead of at its next write.
+fn idle(out: impl AsFd, ns: u64) -> bool {
+    let ts = rustix::time::Timespec {
+        tv_sec: (ns / NS) as _,
+        tv_nsec: (ns % NS) as _,
+    };
+    let mut fds = [PollFd::new(&out, PollFlags::empty())];
+    match poll(&mut fds, Some(&ts)) {
+        Ok(n) if n > 0 => !fds[0]
+            .revents()
+            .intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL),
+        _ => true,
+    }
+}
+
+/// Writes all of `buf` to stdout unbuffered (no copy of the bytes stays in
+/// a library buffer).
+fn write_out(out: impl AsFd, buf: &[u8], sent: &mut u64) -> core::result::Result<(), End> {
+    let mut off = 0;
+    while off < buf.len() {
+        match rustix::io::write(&out, &buf[off..]) {
+            Ok(0) | Err(Errno::PIPE) => return Err(End::HungUp),
+            Ok(n) => {
+                off += n;
+                *sent += n as u64;
+            }
+            Err(Errno::INTR) if crate::sys::pending_signal().is_some() => return Err(End::Signal),
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                return Err(End::Failed(Error::os(
+                    Status::Io,
+                    "writing to the client failed",
+                    e,
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn stream(
     a: &cli::Server,
     source: &mut Source,
@@ -262,13 +409,15 @@ fn stream(
     start: u64,
     max_time: u64,
     all_dir: &str,
+    audit: &mut Audit<'_>,
 ) -> (u64, End) {
+    let stdout = std::io::stdout();
+    let out = stdout.as_fd();
     let mut buf = [0u8; BUF];
-    let burst = a.burst.unwrap_or((a.rate / 4).max(32)).clamp(1, BUF as u64);
-    let mut bucket = Bucket::new(a.rate, burst, start);
-    let mut out = std::io::stdout().lock();
+    let mut bucket = Bucket::new(a.rate, burst_for(a, a.rate), start);
     let mut sent = 0u64;
     let mut next_eval = start;
+    let mut paused = false;
     let legacy_reserve = a.reserve_bits > 0 && crate::kernel::info().legacy();
     loop {
         if crate::sys::pending_signal().is_some() {
@@ -279,58 +428,77 @@ fn stream(
             return (sent, End::MaxTime);
         }
         if sent >= limit {
-            return (
-                sent,
-                if a.max_bytes == limit && limit > 0 {
-                    End::MaxBytes
-                } else {
-                    End::Done
-                },
-            );
+            let end = if a.max_bytes == limit {
+                End::MaxBytes
+            } else {
+                End::Done
+            };
+            return (sent, end);
         }
         if now >= next_eval {
             next_eval = now + NS;
             if a.total_rate > 0 {
-                let live = limits::count_live(all_dir).max(1) as u64;
-                let share = a.total_rate / live;
-                let rate = if a.rate == 0 {
-                    share
-                } else {
-                    a.rate.min(share)
-                };
-                bucket.set_rate(rate.max(1), now);
+                let live = limits::count_live(all_dir) as u64;
+                let rate = share(a.rate, a.total_rate, live);
+                if rate != bucket.rate() {
+                    bucket.set_rate(rate, now);
+                    bucket.set_burst(burst_for(a, rate));
+                }
             }
-            if legacy_reserve && crate::kernel::info().entropy_avail < a.reserve_bits as i32 {
-                clock::sleep_ns(NS / 4);
-                continue;
-            }
+            // Only old kernels (poolsize 4096) let entropy_avail fall; on
+            // 5.18+ it stays at 256 once the CRNG is ready, so this is a no-op.
+            paused = legacy_reserve && crate::kernel::info().entropy_avail < a.reserve_bits as i32;
         }
         let want = (limit - sent).min(BUF as u64).min(if bucket.rate() == 0 {
             BUF as u64
         } else {
             bucket.burst()
         });
-        let wait = bucket.wait_ns(want, now);
+        let wait = if paused {
+            next_eval - now
+        } else {
+            bucket.wait_ns(want, now)
+        };
         if wait > 0 {
-            clock::sleep_ns(wait.min(next_eval.saturating_sub(now)).max(1));
+            if !idle(out, wait.min(next_eval.saturating_sub(now)).max(1)) {
+                return (sent, End::HungUp);
+            }
             continue;
         }
         let n = bucket.take(want, now) as usize;
         if let Err(e) = source.fill(&mut buf[..n], now) {
             return (sent, End::Failed(e));
         }
-        let w = out.write_all(&buf[..n]).and_then(|()| out.flush());
-        buf[..n].fill(0);
-        match w {
-            Ok(()) => sent += n as u64,
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return (sent, End::HungUp),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return (sent, End::Signal),
-            Err(e) => {
-                return (
-                    sent,
-                    End::Failed(Error::os(Status::Io, "writing to the client failed", e)),
-                )
-            }
+        if let Some(d) = source.dropped.take() {
+            audit.line("source", &[" warning=\"", &d, "\""]);
         }
+        let w = write_out(out, &buf[..n], &mut sent);
+        buf[..n].fill(0);
+        if let Err(end) = w {
+            return (sent, end);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_is_the_smaller_of_own_rate_and_fair_share() {
+        assert_eq!(share(1000, 0, 5), 1000);
+        assert_eq!(share(0, 0, 5), 0);
+        assert_eq!(share(0, 20_000, 10), 2000);
+        assert_eq!(share(1000, 20_000, 10), 1000);
+        assert_eq!(share(5000, 20_000, 2), 5000);
+        assert_eq!(share(0, 20_000, 0), 20_000);
+        assert_eq!(share(0, 3, 10), 1);
+    }
+
+    #[test]
+    fn printable_requests() {
+        assert_eq!(printable("get 64"), "get 64");
+        assert_eq!(printable("a\"b\nc\u{e9}"), "a?b?c?");
+        assert_eq!(printable(&"x".repeat(100)).len(), parse::MAX_REQUEST);
     }
 }

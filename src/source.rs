@@ -28,7 +28,8 @@ struct Device {
 pub struct Source {
     device: Option<Device>,
     xor: bool,
-    /// Why the device was dropped, for the session's audit line.
+    /// Why the device was dropped; the server takes it for its audit log,
+    /// so it is logged once.
     pub dropped: Option<String>,
 }
 
@@ -91,10 +92,7 @@ impl Source {
     pub fn describe(&self) -> &str {
         match &self.device {
             None => "getrandom",
-            Some(d) if self.xor => {
-                let _ = d;
-                "hwrng^getrandom"
-            }
+            Some(_) if self.xor => "hwrng^getrandom",
             Some(d) => &d.path,
         }
     }
@@ -164,15 +162,13 @@ impl Source {
 
     fn drop_device(&mut self, why: &str) {
         if let Some(dev) = self.device.take() {
-            let line = msg(&[
+            self.dropped = Some(msg(&[
                 "random source ",
                 &dev.path,
                 " dropped: ",
                 why,
                 "; using getrandom for the rest of the session",
-            ]);
-            crate::sys::syslog(libc::LOG_WARNING, &line);
-            self.dropped = Some(line);
+            ]));
         }
     }
 }

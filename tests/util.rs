@@ -295,6 +295,11 @@ pub enum Flavor {
 /// ~root/.ssh/authorized_keys. It runs in its own mount namespace (unshare -m)
 /// with this fixture's directory bind-mounted on /root/.ssh, so tests can run
 /// in parallel without touching the real file.
+///
+/// Both servers run the forced command through root's shell, and bash reads
+/// ~/.bashrc when started by an SSH server. A developer's .bashrc (here: a
+/// pyenv init that takes a global lock) would make sessions slow and noisy,
+/// so each server's namespace also mounts /dev/null over /root/.bashrc.
 pub struct SshServer {
     pub flavor: Flavor,
     pub port: u16,
@@ -327,7 +332,7 @@ impl SshServer {
                 let hk = dropbear_key(&dir, "host_ed25519", "ed25519");
                 std::fs::create_dir_all("/root/.ssh").unwrap();
                 let script = format!(
-                    "mount --bind {} /root/.ssh && exec {} -F -E -s -p {}:{} -r {} -P {}",
+                    "{MASK_BASHRC}mount --bind {} /root/.ssh && exec {} -F -E -s -p {}:{} -r {} -P {}",
                     ssh_dir.display(),
                     need("dropbear").display(),
                     listen,
@@ -359,9 +364,13 @@ impl SshServer {
                     ),
                 )
                 .unwrap();
-                let child = Command::new(need("sshd"))
-                    .args(["-D", "-e", "-f"])
-                    .arg(&cfg)
+                let script = format!(
+                    "{MASK_BASHRC}exec {} -D -e -f {}",
+                    need("sshd").display(),
+                    cfg.display()
+                );
+                let child = Command::new(need("unshare"))
+                    .args(["-m", "--propagation", "private", "sh", "-c", &script])
                     .stdin(Stdio::null())
                     .stdout(logf.try_clone().unwrap())
                     .stderr(logf)
@@ -446,6 +455,10 @@ impl Drop for SshServer {
         self.kill();
     }
 }
+
+/// Shell prefix run inside a server's mount namespace; see `SshServer`.
+const MASK_BASHRC: &str =
+    "if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc || exit 1; fi; ";
 
 /// An authorized_keys line that runs `command` for `key`.
 pub fn forced_line(command: &str, key: &Keypair) -> String {
