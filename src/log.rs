@@ -63,6 +63,33 @@ pub fn warn_parts(parts: &[&str]) {
     line("warning: ", parts);
 }
 
+pub const LOG_WARNING: u8 = 4;
+pub const LOG_INFO: u8 = 6;
+const LOG_AUTH: u8 = 4 << 3;
+
+/// Sends one line to the local syslog socket (/dev/log) as
+/// `<PRI>entropyservice[PID]: line`, facility auth. Best effort: without a
+/// syslog daemon the line is dropped. (Written here rather than through
+/// libc's syslog(3), which pulls printf and time-zone code into the binary.)
+pub fn syslog(severity: u8, line: &str) {
+    syslog_to("/dev/log", severity, line);
+}
+
+fn syslog_to(path: &str, severity: u8, line: &str) {
+    use rustix::net::{sendto, socket, AddressFamily, SendFlags, SocketAddrUnix, SocketType};
+    let Ok(addr) = SocketAddrUnix::new(path) else { return };
+    let Ok(sock) = socket(AddressFamily::UNIX, SocketType::DGRAM, None) else { return };
+    let pri = Num::new((LOG_AUTH | severity) as u64);
+    let pid = Num::new(std::process::id() as u64);
+    let mut msg = String::with_capacity(line.len() + 40);
+    for p in ["<", pri.as_str(), ">entropyservice[", pid.as_str(), "]: "] {
+        msg.push_str(p);
+    }
+    // One line, no control characters, bounded.
+    msg.extend(line.chars().take(900).map(|c| if c.is_control() { ' ' } else { c }));
+    let _ = sendto(&sock, msg.as_bytes(), SendFlags::empty(), &addr);
+}
+
 /// Decimal text of `n` in a stack buffer.
 pub struct Num {
     buf: [u8; 20],
@@ -92,6 +119,20 @@ impl Num {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn syslog_datagram_format() {
+        use std::os::unix::net::UnixDatagram;
+        let path = std::env::temp_dir().join(format!("es-log-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let sock = UnixDatagram::bind(&path).unwrap();
+        super::syslog_to(path.to_str().unwrap(), super::LOG_WARNING, "a\nb");
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).unwrap();
+        let want = format!("<36>entropyservice[{}]: a b", std::process::id());
+        assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), want);
+        let _ = std::fs::remove_file(&path);
+    }
+
     #[test]
     fn numbers() {
         assert_eq!(super::Num::new(0).as_str(), "0");

@@ -12,7 +12,7 @@ use crate::cli;
 use crate::clock;
 use crate::error::{msg, Error, Result, Status};
 use crate::limits;
-use crate::log::Num;
+use crate::log::{self, Num};
 use crate::parse::{self, Request};
 use crate::rate::{Bucket, NS};
 use crate::source::Source;
@@ -53,7 +53,7 @@ impl Audit<'_> {
         for p in parts {
             s.push_str(p);
         }
-        crate::sys::syslog(libc::LOG_INFO, &s);
+        log::syslog(log::LOG_INFO, &s);
         if let Some(f) = self.file.as_mut() {
             let l = msg(&[Num::new(clock::wall_secs()).as_str(), " ", &s, "\n"]);
             let _ = f.write_all(l.as_bytes());
@@ -95,14 +95,13 @@ fn open_audit(path: &str) -> Option<std::fs::File> {
                 ]),
                 e,
             );
-            crate::sys::syslog(libc::LOG_WARNING, &e.msg);
+            log::syslog(log::LOG_WARNING, &e.msg);
             None
         }
     }
 }
 
 pub fn run(a: &cli::Server) -> Result<()> {
-    crate::sys::syslog_open(c"entropyservice");
     crate::sys::install_signal_handlers();
     if !parse::is_safe_name(&a.client) {
         return Err(Error::new(

@@ -127,33 +127,6 @@ pub fn detach_child(cmd: &mut std::process::Command) {
     }
 }
 
-/// Opens the system log once with the given ident (must be a static C string).
-pub fn syslog_open(ident: &'static core::ffi::CStr) {
-    // SAFETY: `ident` is 'static, as openlog requires the pointer to stay valid.
-    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_AUTH) }
-}
-
-/// Sends one line to syslog at the given priority.
-pub fn syslog(priority: libc::c_int, line: &str) {
-    let mut buf = [0u8; 512];
-    let n = line.len().min(buf.len() - 1);
-    buf[..n].copy_from_slice(&line.as_bytes()[..n]);
-    for b in &mut buf[..n] {
-        if *b == 0 {
-            *b = b'?';
-        }
-    }
-    // SAFETY: buf is NUL-terminated within its bounds and "%s" consumes one
-    // C-string argument.
-    unsafe {
-        libc::syslog(
-            priority,
-            c"%s".as_ptr(),
-            buf.as_ptr() as *const libc::c_char,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
