@@ -449,6 +449,8 @@ struct Peers {
     /// Penalty for a server that failed a host-key check or health test.
     penalty: u64,
     last_failed: bool,
+    /// The caller prints the final error itself: do not log it too.
+    quiet_last: bool,
 }
 
 impl Peers {
@@ -457,6 +459,7 @@ impl Peers {
             list: servers.iter().cloned().map(|s| (s, 0)).collect(),
             penalty,
             last_failed: false,
+            quiet_last: false,
         }
     }
 
@@ -472,9 +475,16 @@ impl Peers {
             Status::Unavailable,
             "every server is skipped after recent host-key or health failures",
         );
+        // A failure is logged when the next server is tried, or at the end
+        // unless the caller reports the returned error itself (`--once`),
+        // so that one failure makes one line.
+        let mut unlogged: Option<String> = None;
         for (s, until) in self.list.iter_mut() {
             if *until > now {
                 continue;
+            }
+            if let Some(line) = unlogged.take() {
+                log::warn(&line);
             }
             if self.last_failed {
                 st.reconnects += 1;
@@ -491,21 +501,24 @@ impl Peers {
                     if pending_signal().is_some() {
                         return Err(e);
                     }
-                    if matches!(e.status, Status::HostKey | Status::Data) {
+                    unlogged = Some(if matches!(e.status, Status::HostKey | Status::Data) {
                         *until = now.saturating_add(self.penalty);
-                        log::warn_parts(&[
+                        msg(&[
                             &e.msg,
                             "; skipping this server for ",
                             Num::new(self.penalty / NS).as_str(),
                             " s",
-                        ]);
+                        ])
                     } else {
-                        log::warn(&e.msg);
-                    }
+                        e.msg.clone()
+                    });
                     st.last_error = e.msg.clone();
                     last = e;
                 }
             }
+        }
+        if let Some(line) = unlogged.filter(|_| !self.quiet_last) {
+            log::warn(&line);
         }
         Err(last)
     }
@@ -536,6 +549,25 @@ impl SeedSchedule {
     }
 }
 
+/// Nanoseconds as seconds with one decimal ("0.7", "12.0"), for log lines.
+struct Seconds {
+    buf: heapless::String<24>,
+}
+
+impl Seconds {
+    fn new(ns: u64) -> Seconds {
+        let mut buf = heapless::String::new();
+        let _ = buf.push_str(Num::new(ns / NS).as_str());
+        let _ = buf.push('.');
+        let _ = buf.push_str(Num::new(ns % NS / (NS / 10)).as_str());
+        Seconds { buf }
+    }
+
+    fn as_str(&self) -> &str {
+        &self.buf
+    }
+}
+
 /// `interval` +-10%, `r` uniform over u32.
 fn jittered(interval: u64, r: u32) -> u64 {
     let tenth = interval / 10;
@@ -543,8 +575,9 @@ fn jittered(interval: u64, r: u32) -> u64 {
 }
 
 pub fn run(a: &cli::Client) -> Result<()> {
-    let cfg = config(a)?;
+    // First, so a SIGTERM during start-up is recorded, not fatal.
     crate::sys::install_signal_handlers();
+    let cfg = config(a)?;
     let mut pool = Pool::open(parse::duration_ns(&a.reseed_interval).ok_or_else(|| {
         Error::new(
             Status::Usage,
@@ -559,6 +592,7 @@ pub fn run(a: &cli::Client) -> Result<()> {
     let mut peers = Peers::new(&cfg.servers, cfg.max_backoff);
     if let Some(n) = a.once {
         st.mode = "once";
+        peers.quiet_last = true;
         let (credited, reseeded) = peers.try_each(clock::now_ns(), &mut st, |s, st| {
             topup_once(&cfg, s, &mut pool, st, n as usize)
         })?;
@@ -672,6 +706,8 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         last: None,
     };
     let mut backoff = Backoff::new(NS, cfg.max_backoff);
+    // When a stream last updated the status file.
+    let mut written = 0u64;
     if !info.crng_ready {
         st.state = "seeding";
         write_state(cfg, st);
@@ -691,8 +727,13 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
                 return finish(cfg, st);
             }
             let r = peers.try_each(clock::now_ns(), st, |s, st| {
-                stream_session(cfg, s, pool, st, &kernel::crng_ready, &mut |_| {})
+                stream_session(cfg, s, pool, st, &kernel::crng_ready, &mut |st| {
+                    progress(cfg, st, &mut written)
+                })
             });
+            if pending_signal().is_some() {
+                return finish(cfg, st);
+            }
             write_state(cfg, st);
             if r.is_err()
                 && !kernel::crng_ready()
@@ -716,7 +757,8 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         let r = match mode {
             Mode::Stream => peers.try_each(clock::now_ns(), st, |s, st| {
                 stream_session(cfg, s, pool, st, &|| false, &mut |st| {
-                    after_pull(cfg, &mut seeds, st)
+                    after_pull(cfg, &mut seeds, st);
+                    progress(cfg, st, &mut written);
                 })
             }),
             _ => peers
@@ -739,10 +781,11 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
                 st.state = "idle";
                 jittered(cfg.interval, clock::jitter())
             }
+            Err(_) if pending_signal().is_some() => return finish(cfg, st),
             Err(_) => {
                 failing = true;
                 let d = backoff.delay(clock::jitter());
-                log::info_parts(&["retrying in ", Num::new(d / NS).as_str(), " s"]);
+                log::info_parts(&["retrying in ", Seconds::new(d).as_str(), " s"]);
                 st.state = "retrying";
                 d
             }
@@ -752,6 +795,16 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         if !clock::sleep_unless_signalled(wait) {
             return finish(cfg, st);
         }
+    }
+}
+
+/// Keeps the status file current while a stream runs, at most once a second
+/// (a stream credits a chunk many times a second).
+fn progress(cfg: &Config, st: &State, written: &mut u64) {
+    let now = clock::now_ns();
+    if now.saturating_sub(*written) >= NS {
+        *written = now;
+        write_state(cfg, st);
     }
 }
 
@@ -787,6 +840,13 @@ mod tests {
         };
         assert!(!s.due(5) && !s.due(104));
         assert!(s.due(105));
+    }
+
+    #[test]
+    fn seconds_have_one_decimal() {
+        assert_eq!(Seconds::new(0).as_str(), "0.0");
+        assert_eq!(Seconds::new(734_000_000).as_str(), "0.7");
+        assert_eq!(Seconds::new(600 * NS + NS / 2).as_str(), "600.5");
     }
 
     #[test]

@@ -211,11 +211,8 @@ impl SeedDir {
         };
         let dest = self.file(name);
         std::fs::rename(&tmp, &dest).map_err(|e| {
-            Error::os(
-                Status::CantCreate,
-                &msg(&["cannot rename ", &tmp, " to ", &dest]),
-                e,
-            )
+            let _ = std::fs::remove_file(&tmp);
+            kept(&msg(&["cannot rename ", &tmp, " to ", &dest]), e)
         })?;
         // One seed at a time: an older one of the other kind is stale now.
         match std::fs::remove_file(self.file(other)) {
@@ -234,17 +231,26 @@ impl SeedDir {
             .create_new(true)
             .mode(0o600)
             .open(tmp)
-            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", tmp]), e))?;
+            .map_err(|e| kept(&msg(&["cannot create ", tmp]), e))?;
         f.write_all(data)
-            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot write ", tmp]), e))?;
+            .map_err(|e| kept(&msg(&["cannot write ", tmp]), e))?;
         f.sync_all()
-            .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot fsync ", tmp]), e))?;
+            .map_err(|e| kept(&msg(&["cannot fsync ", tmp]), e))?;
         Ok(())
     }
 
     pub fn path(&self) -> &str {
         &self.path
     }
+}
+
+/// A failed save: says that the seed already in place was not touched
+/// (e.g. a full disk: `cannot write DIR/seed.tmp: No space left on device`).
+fn kept(what: &str, e: impl core::fmt::Display) -> Error {
+    let mut s = msg(&[what, ": "]);
+    crate::error::push_display(&mut s, e);
+    s.push_str("; the previous seed is kept");
+    Error::new(Status::CantCreate, s)
 }
 
 /// `entropyservice seed load|save`. `load` replaces the used seed at once

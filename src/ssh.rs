@@ -129,6 +129,7 @@ struct PinnedHome {
 
 impl PinnedHome {
     fn create(runtime: &str, server: &Server, flavor: Flavor) -> Result<PinnedHome> {
+        sweep_stale_homes(runtime);
         let pid = crate::log::Num::new(std::process::id() as u64);
         let dir = msg(&[runtime, "/home-", pid.as_str()]);
         let _ = std::fs::remove_dir_all(&dir);
@@ -165,6 +166,34 @@ impl PinnedHome {
 
     fn known_hosts(&self) -> String {
         msg(&[&self.dir, "/.ssh/known_hosts"])
+    }
+}
+
+/// Removes `home-PID` directories of clients that died without cleaning up
+/// (kill -9, power loss on a persistent runtime dir). Once per process.
+fn sweep_stale_homes(runtime: &str) {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    if SWEPT.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(runtime) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("home-"))
+            .and_then(parse::decimal)
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        if rustix::process::test_kill_process(pid) == Err(Errno::SRCH) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -302,6 +331,11 @@ impl Session {
         runtime: &str,
         connect_timeout_s: u64,
     ) -> Result<Session> {
+        // Checked again for every session: a daemon outlives edits to its
+        // key file, and dbclient's own message for a missing key is vague.
+        if let Some(k) = &s.key {
+            check_key_file(k)?;
+        }
         let home = PinnedHome::create(runtime, s, p.flavor)?;
         let args = arguments(p, s, &home.known_hosts(), command, connect_timeout_s);
         let mut cmd = Command::new(&p.path);
@@ -365,6 +399,12 @@ impl Session {
             };
             if err_ready {
                 self.drain_stderr();
+                if self.asks_to_accept_host_key() {
+                    // dbclient asks even with no tty and stdin at EOF, and
+                    // then spins at 100% CPU: its question is the refusal.
+                    let _ = self.child.kill();
+                    return Ok(Read::Eof);
+                }
             }
             if out_ready {
                 return match self.out.read(buf) {
@@ -379,6 +419,12 @@ impl Session {
                 };
             }
         }
+    }
+
+    /// The SSH child asks whether to accept an unknown host key.
+    fn asks_to_accept_host_key(&self) -> bool {
+        const Q: &[u8] = b"Do you want to continue connecting";
+        self.errbuf.windows(Q.len()).any(|w| w == Q)
     }
 
     fn drain_stderr(&mut self) {
@@ -406,24 +452,53 @@ impl Session {
             return false;
         }
         self.reaped = true;
-        // Give a child that already hit EOF a moment to exit by itself.
-        for _ in 0..50 {
-            match self.child.try_wait() {
-                Ok(Some(st)) => {
-                    while self.err.is_some() {
-                        self.drain_stderr();
-                    }
-                    return st.success();
-                }
-                Ok(None) => {
-                    crate::clock::sleep_ns(2_000_000);
-                }
-                Err(_) => break,
+        // Give a child that already hit EOF up to 100 ms to exit by itself.
+        self.wait_exit(100_000_000);
+        if let Ok(Some(st)) = self.child.try_wait() {
+            while self.err.is_some() {
+                self.drain_stderr();
             }
+            return st.success();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
         false
+    }
+
+    /// Waits up to `timeout_ns` for the child to exit, without reaping it:
+    /// one poll on a pidfd (Linux 5.3+), else a short polling loop.
+    fn wait_exit(&mut self, timeout_ns: u64) {
+        let end = crate::clock::now_ns().saturating_add(timeout_ns);
+        let pidfd = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+            });
+        loop {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            let now = crate::clock::now_ns();
+            if now >= end {
+                return;
+            }
+            match &pidfd {
+                Some(fd) => {
+                    let left = end - now;
+                    let ts = rustix::time::Timespec {
+                        tv_sec: (left / 1_000_000_000) as _,
+                        tv_nsec: (left % 1_000_000_000) as _,
+                    };
+                    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+                    // Readable once the child has exited; EINTR just loops.
+                    let _ = poll(&mut fds, Some(&ts));
+                }
+                None => {
+                    crate::clock::sleep_ns((end - now).min(2_000_000));
+                }
+            }
+        }
     }
 
     pub fn pid(&self) -> u32 {

@@ -5,6 +5,7 @@
 mod util;
 
 mod e2e;
+mod faults;
 mod limits;
 mod offline;
 mod seeding;
