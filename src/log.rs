@@ -77,8 +77,12 @@ pub fn syslog(severity: u8, line: &str) {
 
 fn syslog_to(path: &str, severity: u8, line: &str) {
     use rustix::net::{sendto, socket, AddressFamily, SendFlags, SocketAddrUnix, SocketType};
-    let Ok(addr) = SocketAddrUnix::new(path) else { return };
-    let Ok(sock) = socket(AddressFamily::UNIX, SocketType::DGRAM, None) else { return };
+    let Ok(addr) = SocketAddrUnix::new(path) else {
+        return;
+    };
+    let Ok(sock) = socket(AddressFamily::UNIX, SocketType::DGRAM, None) else {
+        return;
+    };
     let pri = Num::new((LOG_AUTH | severity) as u64);
     let pid = Num::new(std::process::id() as u64);
     let mut msg = String::with_capacity(line.len() + 40);
@@ -86,7 +90,11 @@ fn syslog_to(path: &str, severity: u8, line: &str) {
         msg.push_str(p);
     }
     // One line, no control characters, bounded.
-    msg.extend(line.chars().take(900).map(|c| if c.is_control() { ' ' } else { c }));
+    msg.extend(
+        line.chars()
+            .take(900)
+            .map(|c| if c.is_control() { ' ' } else { c }),
+    );
     let _ = sendto(&sock, msg.as_bytes(), SendFlags::empty(), &addr);
 }
 
