@@ -453,10 +453,13 @@ fn stream(
         } else {
             bucket.burst()
         });
+        // Send once half a burst is there: waiting for a full burst would let
+        // every late wake-up overflow the bucket and lose its tokens, and the
+        // long-run rate would come out low.
         let wait = if paused {
             next_eval - now
         } else {
-            bucket.wait_ns(want, now)
+            bucket.wait_ns(want.div_ceil(2), now)
         };
         if wait > 0 {
             if !idle(out, wait.min(next_eval.saturating_sub(now)).max(1)) {
