@@ -121,7 +121,13 @@ fi
 # --- run ----------------------------------------------------------------------
 # Debug test builds, -Zbuild-std (MIPS is tier 3; the same for ARM keeps one
 # recipe), unwinding panics (the test harness needs them), static via zig.
-export RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no ${EXTRA_RUSTFLAGS:-}"
+# The same cfgs as scripts/cross-build.sh (see there): 64-bit time_t in the
+# libc crate on the 32-bit musl targets; rustix's linux_raw backend on MIPS.
+rustflags_for() {
+    local f="-C target-feature=+crt-static -C link-self-contained=no --cfg libc_unstable_musl_v1_2"
+    case "$1" in mips-*|mipsel-*) f="$f --cfg rustix_use_experimental_asm" ;; esac
+    echo "$f ${EXTRA_RUSTFLAGS:-}"
+}
 export RUSTUP_TOOLCHAIN=$NIGHTLY
 export ENTROPYSERVICE_QEMU_USER=1
 LIB_ARGS=(--bins)
@@ -149,6 +155,7 @@ run_tests() {
 
 SUMMARY=()
 for t in "${TARGETS[@]}"; do
+    RUSTFLAGS=$(rustflags_for "$t"); export RUSTFLAGS
     run_tests "$t unit" --target "$t" -Zbuild-std "${LIB_ARGS[@]}"
     if [ "$NO_BINFMT" != 1 ]; then
         run_tests "$t offline" --target "$t" -Zbuild-std --test tests -- offline::

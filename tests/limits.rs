@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -389,7 +389,7 @@ fn kill9_frees_slot_openssh() {
 
 struct Reader {
     child: Child,
-    bytes: Arc<AtomicU64>,
+    bytes: Arc<AtomicUsize>,
 }
 
 impl Drop for Reader {
@@ -406,7 +406,7 @@ fn stream_reader(mut c: Command, stderr: &Path) -> Reader {
         .spawn()
         .unwrap();
     let mut out = child.stdout.take().unwrap();
-    let bytes = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicUsize::new(0));
     let b = bytes.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -414,14 +414,14 @@ fn stream_reader(mut c: Command, stderr: &Path) -> Reader {
             if n == 0 {
                 break;
             }
-            b.fetch_add(n as u64, Ordering::Relaxed);
+            b.fetch_add(n, Ordering::Relaxed);
         }
     });
     Reader { child, bytes }
 }
 
 fn counts(rs: &[Reader]) -> Vec<u64> {
-    rs.iter().map(|r| r.bytes.load(Ordering::Relaxed)).collect()
+    rs.iter().map(|r| r.bytes.load(Ordering::Relaxed) as u64).collect()
 }
 
 /// Bytes per second over `secs` for each reader.
