@@ -108,7 +108,12 @@ pub fn base64_encode(data: &[u8], pad: bool, out: &mut String) {
 }
 
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
+    let t = s.trim_end_matches('=');
+    // At most the two '=' an encoder writes (so a key has one spelling).
+    if s.len() - t.len() > 2 {
+        return None;
+    }
+    let s = t;
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;
@@ -221,6 +226,8 @@ mod tests {
         assert_eq!(base64_decode("A"), None);
         assert_eq!(base64_decode("AB"), None);
         assert_eq!(base64_decode("a*=="), None);
+        // Found by fuzzing: three '=' made a second spelling of the same key.
+        assert_eq!(base64_decode("AAAA==="), None);
     }
 
     #[test]

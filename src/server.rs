@@ -128,7 +128,11 @@ pub fn run(a: &cli::Server) -> Result<()> {
         })?),
         None => None,
     };
-    let raw_request = std::env::var("SSH_ORIGINAL_COMMAND").unwrap_or_default();
+    // Not UTF-8 must not read as empty (a stream request): keep it lossy so
+    // the parser refuses it.
+    let raw_request = std::env::var_os("SSH_ORIGINAL_COMMAND")
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let conn = std::env::var("SSH_CONNECTION")
         .or_else(|_| std::env::var("SSH_CLIENT"))
         .ok();

@@ -553,7 +553,11 @@ pub fn diagnose(s: &Server, stderr: &str) -> Error {
         .map(str::trim)
         .rfind(|l| !l.is_empty())
         .unwrap_or("no message");
-    let last = last.get(..last.len().min(300)).unwrap_or(last);
+    let mut end = last.len().min(300);
+    while !last.is_char_boundary(end) {
+        end -= 1;
+    }
+    let last = &last[..end];
     let status = if stderr.contains("ermission denied")
         || stderr.contains("No auth methods")
         || stderr.contains("Exhausted available authentication")

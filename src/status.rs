@@ -249,8 +249,9 @@ pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool, now: u64) ->
                 }
                 json_str(&mut out, key);
                 out.push(':');
-                if is_number_field(key) && crate::parse::decimal(v).is_some() {
-                    out.push_str(v);
+                if let Some(n) = crate::parse::decimal(v).filter(|_| is_number_field(key)) {
+                    // Num, not v: JSON numbers have no leading zeros.
+                    out.push_str(Num::new(n).as_str());
                 } else {
                     json_str(&mut out, v);
                 }
@@ -360,5 +361,8 @@ mod tests {
         assert_eq!(p, vec![("pid", "1"), ("mode", "\u{1}\"")]);
         let j = render(Some(text), kernel::Info::default(), true, 0);
         assert!(j.contains("\"mode\":\"\\u0001\\\"\""), "{j}");
+        // Found by fuzzing: a number with leading zeros is not JSON.
+        let j = render(Some("pid: 007\n"), kernel::Info::default(), true, 0);
+        assert!(j.contains("\"pid\":7"), "{j}");
     }
 }

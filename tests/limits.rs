@@ -421,7 +421,9 @@ fn stream_reader(mut c: Command, stderr: &Path) -> Reader {
 }
 
 fn counts(rs: &[Reader]) -> Vec<u64> {
-    rs.iter().map(|r| r.bytes.load(Ordering::Relaxed) as u64).collect()
+    rs.iter()
+        .map(|r| r.bytes.load(Ordering::Relaxed) as u64)
+        .collect()
 }
 
 /// Bytes per second over `secs` for each reader.

@@ -191,3 +191,19 @@ fn status_prints_kernel_state() {
         .stdout_has("\"crng_ready\":true")
         .stdout_has("\"client\":null");
 }
+
+#[test]
+fn non_utf8_request_is_refused_not_streamed() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut c = Command::new(bin());
+    c.arg("server")
+        .env(
+            "SSH_ORIGINAL_COMMAND",
+            std::ffi::OsStr::from_bytes(b"get 10\xff"),
+        )
+        .env_remove("SSH_CONNECTION")
+        .env_remove("SSH_CLIENT");
+    let r = run(&mut c);
+    r.code(65).one_line_error().stderr_has("bad request");
+    assert!(r.raw_stdout.is_empty(), "{}", r.explain());
+}
