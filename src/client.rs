@@ -117,14 +117,24 @@ fn make_server(
     })
 }
 
-/// Parses `--server "host=H,port=P,user=U,key=FILE,host-key=TYPE BASE64"`.
-fn server_spec(spec: &str, agent: bool) -> Result<Server> {
-    let bad = |why: &str| Error::new(Status::Usage, msg(&["--server ", spec, ": ", why]));
+/// The fields of one `--server` spec, before any file is looked at.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Spec<'a> {
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub user: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub host_key: Option<&'a str>,
+}
+
+/// Parses `--server "host=H,port=P,user=U,key=FILE,host-key=TYPE BASE64"`
+/// (pure; `make_server` then checks names, the key file and the host key).
+pub fn parse_server_spec(spec: &str) -> core::result::Result<Spec<'_>, &'static str> {
     let (mut host, mut port, mut user, mut key, mut hk) = (None, None, None, None, None);
     for field in spec.split(',') {
         let (k, v) = field
             .split_once('=')
-            .ok_or_else(|| bad("expected key=value fields separated by commas"))?;
+            .ok_or("expected key=value fields separated by commas")?;
         match k.trim() {
             "host" => host = Some(v.trim()),
             "port" => {
@@ -132,17 +142,28 @@ fn server_spec(spec: &str, agent: bool) -> Result<Server> {
                     parse::decimal(v.trim())
                         .and_then(|p| u16::try_from(p).ok())
                         .filter(|p| *p > 0)
-                        .ok_or_else(|| bad("port must be 1-65535"))?,
+                        .ok_or("port must be 1-65535")?,
                 )
             }
             "user" => user = Some(v.trim()),
             "key" => key = Some(v.trim()),
             "host-key" => hk = Some(v.trim()),
-            _ => return Err(bad("unknown field; use host, port, user, key, host-key")),
+            _ => return Err("unknown field; use host, port, user, key, host-key"),
         }
     }
-    let host = host.ok_or_else(|| bad("host= is missing"))?;
-    make_server(host, port, user, key, hk, agent)
+    Ok(Spec {
+        host: host.ok_or("host= is missing")?,
+        port,
+        user,
+        key,
+        host_key: hk,
+    })
+}
+
+fn server_spec(spec: &str, agent: bool) -> Result<Server> {
+    let s = parse_server_spec(spec)
+        .map_err(|why| Error::new(Status::Usage, msg(&["--server ", spec, ": ", why])))?;
+    make_server(s.host, s.port, s.user, s.key, s.host_key, agent)
 }
 
 fn config(a: &cli::Client) -> Result<Config> {

@@ -168,7 +168,7 @@ fn run_tool(program: &str, args: &[&str]) -> Result<ToolRun> {
 }
 
 /// The first line of `text` that is a public key, with its comment.
-fn first_key_line(text: &str) -> Option<(PublicKey, &str)> {
+pub fn first_key_line(text: &str) -> Option<(PublicKey, &str)> {
     text.lines()
         .map(str::trim)
         .find_map(|l| PublicKey::parse(l).ok().map(|k| (k, l)))
@@ -590,7 +590,7 @@ fn default_authorized_keys() -> Result<String> {
 }
 
 /// Is `TYPE BASE64` of `key` on any line of `text`? Returns the line number.
-fn find_key(text: &[u8], key: &PublicKey) -> Option<usize> {
+pub fn find_key(text: &[u8], key: &PublicKey) -> Option<usize> {
     let b64 = key.b64.trim_end_matches('=').as_bytes();
     text.split(|&b| b == b'\n')
         .position(|line| {
