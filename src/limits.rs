@@ -46,11 +46,12 @@ pub fn ensure_private_dir(dir: &str) -> Result<()> {
     let uid = rustix::process::getuid().as_raw();
     if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o022 != 0 {
         return Err(Error::new(
-            Status::NoPerm,
+            Status::Config,
             msg(&[
                 "directory ",
                 dir,
-                " is not private to this user (a symlink, another owner, or writable by others); fix its owner and mode (chmod 700)",
+                " is not private to this user (a symlink, another owner, or writable by others); fix its owner and run: chmod 700 ",
+                dir,
             ]),
         ));
     }

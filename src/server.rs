@@ -181,12 +181,8 @@ pub fn run(a: &cli::Server) -> Result<()> {
 /// A lock-directory fault is the server's, not the client's: it must not
 /// look like "peer not allowed" (77) to the client.
 fn lock_fault(e: Error) -> Error {
-    let status = match e.status {
-        Status::NoPerm => Status::Config,
-        s => s,
-    };
     Error::new(
-        status,
+        e.status,
         msg(&[
             "session slots unavailable: ",
             &e.msg,

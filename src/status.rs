@@ -21,38 +21,16 @@ pub fn default_status_file() -> String {
 /// SSH child's pinned known_hosts lives there. (Readable is fine: it holds
 /// only public keys and the status.)
 pub fn ensure_runtime_dir(dir: &str) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            Error::os(
-                Status::CantCreate,
-                &msg(&[
-                    "cannot create runtime directory ",
-                    dir,
-                    "; create it or choose another with --runtime-dir",
-                ]),
-                e,
-            )
-        })?;
-    let m = std::fs::symlink_metadata(dir)
-        .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot stat ", dir]), e))?;
-    let uid = rustix::process::getuid().as_raw();
-    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o022 != 0 {
-        return Err(Error::new(
-            Status::NoPerm,
+    crate::limits::ensure_private_dir(dir).map_err(|e| {
+        Error::new(
+            e.status,
             msg(&[
-                "runtime directory ",
-                dir,
-                " is writable by others or not owned by this user; run: chmod 700 ",
-                dir,
-                " (and fix its owner), or choose another with --runtime-dir",
+                "runtime directory unusable: ",
+                &e.msg,
+                "; or choose another with --runtime-dir",
             ]),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Whether `dir` is on a RAM file system (tmpfs or ramfs), where writing
