@@ -276,9 +276,8 @@ fn fetch_exact(
         match sess.read(&mut buf[got..], timeout)? {
             Read::Data(n) => got += n,
             Read::Eof => {
-                let (_, err) = sess.finish();
-                if got == 0 && !err.trim().is_empty() {
-                    return Err(ssh::diagnose(s, &err));
+                if let Some(e) = ssh_failure(sess, s, got == 0) {
+                    return Err(e);
                 }
                 let (a, b) = (Num::new(got as u64), Num::new(buf.len() as u64));
                 return Err(Error::new(
@@ -295,9 +294,8 @@ fn fetch_exact(
                 ));
             }
             Read::Timeout => {
-                let (_, err) = sess.finish();
-                if got == 0 && !err.trim().is_empty() {
-                    return Err(ssh::diagnose(s, &err));
+                if let Some(e) = ssh_failure(sess, s, got == 0) {
+                    return Err(e);
                 }
                 let what = if got == 0 {
                     " sent nothing within the connect timeout"
@@ -433,35 +431,31 @@ fn stream_session(
                     after_credit(st);
                 }
             }
-            Read::Eof => {
+            end @ (Read::Eof | Read::Timeout) => {
                 chunk.fill(0);
-                let (_, err) = sess.finish();
-                if first && !err.trim().is_empty() {
-                    return Err(ssh::diagnose(s, &err));
+                if let Some(e) = ssh_failure(sess, s, first) {
+                    return Err(e);
                 }
+                let what = if end == Read::Eof {
+                    " closed the stream; the last partial chunk was not credited"
+                } else {
+                    " stalled; session killed"
+                };
                 return Err(Error::new(
                     Status::Unavailable,
-                    msg(&[
-                        "server ",
-                        &s.label(),
-                        " closed the stream; the last partial chunk was not credited",
-                    ]),
-                ));
-            }
-            Read::Timeout => {
-                chunk.fill(0);
-                let (_, err) = sess.finish();
-                if first && !err.trim().is_empty() {
-                    return Err(ssh::diagnose(s, &err));
-                }
-                return Err(Error::new(
-                    Status::Unavailable,
-                    msg(&["server ", &s.label(), " stalled; session killed"]),
+                    msg(&["server ", &s.label(), what]),
                 ));
             }
             Read::Interrupted => {}
         }
     }
+}
+
+/// Ends a session that hit EOF or a timeout. If nothing came yet and the
+/// SSH client said why (host key, auth, connection), that is the error.
+fn ssh_failure(sess: Session, s: &Server, nothing_yet: bool) -> Option<Error> {
+    let (_, err) = sess.finish();
+    (nothing_yet && !err.trim().is_empty()).then(|| ssh::diagnose(s, &err))
 }
 
 /// Servers in failover order, each with the time until which it is skipped.
