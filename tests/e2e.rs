@@ -8,43 +8,11 @@ use std::time::{Duration, Instant};
 
 const BOTH: [Flavor; 2] = [Flavor::Dropbear, Flavor::OpenSsh];
 
-/// A server whose forced command is `command`, a client key for it, and a dir.
-fn setup(flavor: Flavor, command: &str) -> (SshServer, Keypair, TempDir) {
-    let dir = TempDir::new("e2e");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(command, &key));
-    (srv, key, dir)
-}
-
-/// No dbclient/ssh process for this server's port may outlive the client.
-#[track_caller]
-fn assert_no_ssh_child_left(port: u16) {
-    std::thread::sleep(Duration::from_millis(200));
-    let p = port.to_string();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let is_client = args
-            .first()
-            .is_some_and(|a| a.ends_with("dbclient") || a.ends_with("/ssh"));
-        assert!(
-            !(is_client && args.contains(&p)),
-            "SSH child left behind: {args:?}"
-        );
-    }
-}
-
 #[test]
 fn once_fetches_and_credits_over_both_servers() {
     need_root();
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, &server_command(""));
+        let (srv, key, dir) = forced_server(flavor, &server_command(""));
         let r = run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]));
         r.ok()
             .stdout_has("received 64 bytes from root@127.0.0.1")
@@ -59,7 +27,7 @@ fn once_fetches_and_credits_over_both_servers() {
         r.ok()
             .stdout_has("received 4096 bytes")
             .stdout_has("credited 0 bits");
-        assert_no_ssh_child_left(srv.port);
+        assert_no_ssh_client_for(srv.port);
     }
 }
 
@@ -93,7 +61,7 @@ fn legacy_server_running_cat_dev_urandom() {
     need_root();
     // A server set up for the original project: no entropyservice there.
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, "cat /dev/urandom");
+        let (srv, key, dir) = forced_server(flavor, "cat /dev/urandom");
         let t = Instant::now();
         let r = run(client_cmd(&srv, &key, &dir).args(["--once", "256", "127.0.0.1"]));
         r.ok()
@@ -104,7 +72,7 @@ fn legacy_server_running_cat_dev_urandom() {
             "took {:?}",
             t.elapsed()
         );
-        assert_no_ssh_child_left(srv.port);
+        assert_no_ssh_client_for(srv.port);
     }
 }
 
@@ -112,7 +80,7 @@ fn legacy_server_running_cat_dev_urandom() {
 fn original_client_command_line_against_our_server() {
     need_root();
     // The v2 client's exact command: ssh -T -p PORT -i KEY USER@HOST "cat /dev/random".
-    let (srv, key, dir) = setup(Flavor::OpenSsh, &server_command("--rate 4096"));
+    let (srv, key, dir) = forced_server(Flavor::OpenSsh, &server_command("--rate 4096"));
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
     let mut child = Command::new(need("ssh"))
@@ -151,7 +119,7 @@ fn original_client_command_line_against_our_server() {
 #[test]
 fn bad_request_through_ssh_is_refused_by_the_forced_command() {
     need_root();
-    let (srv, key, dir) = setup(Flavor::OpenSsh, &server_command("--max-bytes 4096"));
+    let (srv, key, dir) = forced_server(Flavor::OpenSsh, &server_command("--max-bytes 4096"));
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
     for req in ["get 99999999999", "get -1", "get 10; rm -rf /", "sh -i"] {
@@ -184,7 +152,7 @@ fn bad_request_through_ssh_is_refused_by_the_forced_command() {
 fn wrong_host_key_is_refused_naming_both_fingerprints() {
     need_root();
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, &server_command(""));
+        let (srv, key, dir) = forced_server(flavor, &server_command(""));
         let other = openssh_key(&dir, "other_host", "ed25519");
         let pinned = entropyservice::hostkey::PublicKey::parse(&other.public_line)
             .unwrap()
@@ -209,7 +177,7 @@ fn wrong_host_key_is_refused_naming_both_fingerprints() {
             "{flavor:?} took {:?}",
             t.elapsed()
         );
-        assert_no_ssh_child_left(srv.port);
+        assert_no_ssh_client_for(srv.port);
     }
 }
 
@@ -219,7 +187,7 @@ fn unknown_host_key_type_is_refused() {
     // The pinned key is RSA; the server has only ed25519: for the client the
     // server's key is unknown, and it must never be accepted.
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, &server_command(""));
+        let (srv, key, dir) = forced_server(flavor, &server_command(""));
         let rsa = openssh_key(&dir, "rsa_host", "rsa");
         let hk = rsa.type_and_key();
         let mut c = client_cmd_opts(&srv, &key, &dir, &[("--host-key", &hk)]);
@@ -233,7 +201,7 @@ fn unknown_host_key_type_is_refused() {
             t.elapsed(),
             r.explain()
         );
-        assert_no_ssh_child_left(srv.port);
+        assert_no_ssh_client_for(srv.port);
     }
 }
 
@@ -248,7 +216,7 @@ fn constant_and_repeated_streams_are_not_credited() {
         ),
     ] {
         for flavor in BOTH {
-            let (srv, key, dir) = setup(flavor, cmd);
+            let (srv, key, dir) = forced_server(flavor, cmd);
             let r = run(client_cmd(&srv, &key, &dir).args(["--once", "256", "127.0.0.1"]));
             r.code(65).stderr_has(what).stderr_has("nothing credited");
             assert!(!r.stdout.contains("credited"), "{}", r.explain());
@@ -260,7 +228,7 @@ fn constant_and_repeated_streams_are_not_credited() {
 fn short_stream_and_stall_are_not_credited() {
     need_root();
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, "head -c 10 /dev/urandom");
+        let (srv, key, dir) = forced_server(flavor, "head -c 10 /dev/urandom");
         run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]))
             .code(65)
             .stderr_has("sent 10 of 64 bytes; nothing credited");
@@ -280,14 +248,14 @@ fn short_stream_and_stall_are_not_credited() {
             "watchdog took {:?}",
             t.elapsed()
         );
-        assert_no_ssh_child_left(srv.port);
+        assert_no_ssh_client_for(srv.port);
     }
 }
 
 #[test]
 fn key_file_problems_are_one_line_errors() {
     need_root();
-    let (srv, key, dir) = setup(Flavor::Dropbear, &server_command(""));
+    let (srv, key, dir) = forced_server(Flavor::Dropbear, &server_command(""));
     let missing = dir.s("missing");
     let mut c = client_cmd_opts(&srv, &key, &dir, &[("-i", &missing)]);
     c.args(["--once", "64", "127.0.0.1"]);
@@ -330,7 +298,7 @@ fn key_file_problems_are_one_line_errors() {
 fn without_cap_sys_admin_bytes_are_mixed_but_not_credited() {
     need_root();
     let setpriv = need("setpriv");
-    let (srv, key, dir) = setup(Flavor::Dropbear, &server_command(""));
+    let (srv, key, dir) = forced_server(Flavor::Dropbear, &server_command(""));
     let mut inner = client_cmd(&srv, &key, &dir);
     inner.args(["--once", "64", "127.0.0.1"]);
     let mut c = Command::new(setpriv);
@@ -359,7 +327,7 @@ fn without_cap_sys_admin_bytes_are_mixed_but_not_credited() {
 fn stream_mode_credits_until_terminated() {
     need_root();
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, &server_command("--rate 20000"));
+        let (srv, key, dir) = forced_server(flavor, &server_command("--rate 20000"));
         let mut child = client_cmd(&srv, &key, &dir)
             .args(["--mode", "stream", "--reseed-interval", "1s", "127.0.0.1"])
             .stdin(Stdio::null())
@@ -394,6 +362,6 @@ fn stream_mode_credits_until_terminated() {
             dir.join("seed/seed.credit").exists(),
             "no seed saved at SIGTERM: {err}"
         );
-        assert_no_ssh_child_left(srv.port);
+        assert_no_ssh_client_for(srv.port);
     }
 }

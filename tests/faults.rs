@@ -37,15 +37,6 @@ fn send(pid: u32, sig: Signal) {
     let _ = rustix::process::kill_process(Pid::from_raw(pid as i32).unwrap(), sig);
 }
 
-/// A server whose forced command is `command`, a client key for it, and a dir.
-fn setup(flavor: Flavor, command: &str) -> (SshServer, Keypair, TempDir) {
-    let dir = TempDir::new("faults");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(command, &key));
-    (srv, key, dir)
-}
-
 /// (state, ppid, own utime+stime, reaped children's cutime+cstime) of `pid`.
 fn stat(pid: u32) -> Option<(char, u32, u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -125,42 +116,6 @@ fn forced_commands(port: u16) -> Vec<u32> {
                 .any(|v| v.starts_with("SSH_CONNECTION=") && v.ends_with(&suffix))
         })
         .collect()
-}
-
-/// SSH client processes (dbclient or ssh) with `port` on their command line.
-fn ssh_clients_for(port: u16) -> Vec<u32> {
-    let p = port.to_string();
-    all_pids()
-        .into_iter()
-        .filter(|pid| {
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                return false;
-            };
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            args.first()
-                .is_some_and(|a| a.ends_with("dbclient") || a.ends_with("/ssh"))
-                && args.contains(&p)
-        })
-        .collect()
-}
-
-#[track_caller]
-fn assert_no_ssh_client_for(port: u16) {
-    let start = Instant::now();
-    loop {
-        let left = ssh_clients_for(port);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "SSH client processes left behind for port {port}: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A long-running command (a client daemon, usually) with its output in a
@@ -615,7 +570,7 @@ fn session_processes(pid: u32) -> Vec<u32> {
 /// kills and reaps its SSH child (no zombie), reconnects and credits again.
 fn server_session_killed(flavor: Flavor) {
     need_root();
-    let (srv, key, dir) = setup(flavor, &server_command("--rate 20000"));
+    let (srv, key, dir) = forced_server(flavor, &server_command("--rate 20000"));
     let mut d = Daemon::spawn(
         client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "2s")]).args([
             "--mode",
@@ -685,7 +640,7 @@ fn stalled_server_is_cut_off_and_retried() {
     need_root();
     let mut runs = Vec::new();
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, "head -c 10 /dev/urandom; exec sleep 15");
+        let (srv, key, dir) = forced_server(flavor, "head -c 10 /dev/urandom; exec sleep 15");
         let d = Daemon::spawn(
             client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "1s")]).args([
                 "--mode",
@@ -840,7 +795,7 @@ fn host_key_refused_in_daemon_mode_without_spinning() {
     let mut runs = Vec::new();
     for flavor in BOTH {
         for kind in ["wrong", "unknown"] {
-            let (srv, key, dir) = setup(flavor, &server_command(""));
+            let (srv, key, dir) = forced_server(flavor, &server_command(""));
             let other = if kind == "wrong" {
                 openssh_key(&dir, "other_host", "ed25519")
             } else {
@@ -938,7 +893,7 @@ fn bad_streams_are_never_credited_in_stream_mode() {
     let mut runs = Vec::new();
     for (cmd, why) in cases {
         for flavor in BOTH {
-            let (srv, key, dir) = setup(flavor, cmd);
+            let (srv, key, dir) = forced_server(flavor, cmd);
             let d = Daemon::spawn(
                 client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "2s")]).args([
                     "--mode",
@@ -993,7 +948,7 @@ fn bad_streams_are_never_credited_in_stream_mode() {
 #[test]
 fn kill_9_of_the_client_leaves_no_torn_seed_or_stale_lock() {
     need_root();
-    let (srv, key, dir) = setup(Flavor::Dropbear, &server_command(""));
+    let (srv, key, dir) = forced_server(Flavor::Dropbear, &server_command(""));
     let seed_dir = dir.join("seed");
     let mut phases: HashMap<String, u32> = HashMap::new();
     let mut seen_seeds: Vec<Vec<u8>> = Vec::new();
@@ -1154,7 +1109,7 @@ impl Drop for SmallFs {
 #[test]
 fn disk_full_when_saving_a_seed_keeps_the_old_seed() {
     need_root();
-    let (srv, key, dir) = setup(Flavor::Dropbear, &server_command(""));
+    let (srv, key, dir) = forced_server(Flavor::Dropbear, &server_command(""));
     let fs = SmallFs::new(&dir, "16k");
     let seed_dir = fs.path.join("seed");
     let sd = seed_dir.to_string_lossy().into_owned();
@@ -1212,11 +1167,12 @@ fn disk_full_when_saving_a_seed_keeps_the_old_seed() {
 #[test]
 fn client_signals_in_every_phase() {
     need_root();
-    let (slow, slow_key, _slow_dir) = setup(Flavor::Dropbear, "exec sleep 10");
+    let (slow, slow_key, _slow_dir) = forced_server(Flavor::Dropbear, "exec sleep 10");
     // One server per phase: Dropbear drops a sixth concurrent unauthenticated
     // connection from one address (MAX_UNAUTH_PER_IP 5).
-    let (fast, fast_key, _fast_dir) = setup(Flavor::Dropbear, &server_command("--rate 20000"));
-    let (idle, idle_key, _idle_dir) = setup(Flavor::Dropbear, &server_command(""));
+    let (fast, fast_key, _fast_dir) =
+        forced_server(Flavor::Dropbear, &server_command("--rate 20000"));
+    let (idle, idle_key, _idle_dir) = forced_server(Flavor::Dropbear, &server_command(""));
     type Cond = fn(&HashMap<String, String>, u32) -> bool;
     let phases: [(&str, &SshServer, &Keypair, &[&str], Cond); 3] = [
         (
@@ -1420,7 +1376,7 @@ fn sink_signals_while_reading() {
 #[test]
 fn missing_programs_keys_and_sources_are_one_line_errors() {
     need_root();
-    let (srv, key, dir) = setup(Flavor::Dropbear, &server_command(""));
+    let (srv, key, dir) = forced_server(Flavor::Dropbear, &server_command(""));
     let mut c = client_cmd_opts(&srv, &key, &dir, &[("--ssh", "dbclient")]);
     c.env("PATH", "/nonexistent")
         .args(["--once", "64", "127.0.0.1"]);
@@ -1792,7 +1748,7 @@ fn no_shell_on_either_side() {
     need_root();
     let strace = need("strace");
     for flavor in BOTH {
-        let (srv, key, dir) = setup(flavor, &server_command(""));
+        let (srv, key, dir) = forced_server(flavor, &server_command(""));
         let out = dir.s("strace.out");
         let inner = client_cmd(&srv, &key, &dir);
         let mut c = Command::new(&strace);
@@ -1864,11 +1820,15 @@ fn no_shell_on_either_side() {
 
 /// What the forced command's process looks like from /proc while a session
 /// is open: (environment, whether stdin/stdout/stderr is a terminal).
-fn inspect_forced(port: u16, ssh: &mut Child) -> Option<(Vec<String>, bool)> {
+fn inspect_forced(port: u16, ssh: &mut Child, before: &[u32]) -> Option<(Vec<String>, bool)> {
     let start = Instant::now();
     let pid = loop {
-        if let Some(p) = forced_commands(port).first() {
-            break *p;
+        // Not a forced command of an earlier probe that is still winding down.
+        if let Some(p) = forced_commands(port)
+            .into_iter()
+            .find(|p| !before.contains(p))
+        {
+            break p;
         }
         if start.elapsed() > Duration::from_secs(10) || !matches!(ssh.try_wait(), Ok(None)) {
             return None;
@@ -1932,6 +1892,7 @@ fn greedy_session(
             "cat /dev/random",
         ],
     );
+    let before = forced_commands(srv.port);
     // stdin stays open: at its EOF Dropbear would close the pty at once.
     let mut child = c
         .stdin(Stdio::piped())
@@ -1943,7 +1904,7 @@ fn greedy_session(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let seen = inspect_forced(srv.port, &mut child);
+    let seen = inspect_forced(srv.port, &mut child, &before);
     let _ = child.kill();
     let mut err = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);

@@ -548,3 +548,57 @@ pub fn is_zombie(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A server of `flavor` whose only key runs `command` as its forced command,
+/// the client key for it, and a temp dir.
+pub fn forced_server(flavor: Flavor, command: &str) -> (SshServer, Keypair, TempDir) {
+    let dir = TempDir::new("srv");
+    let srv = SshServer::start(flavor, "");
+    let key = srv.client_key(&dir, "id");
+    srv.set_authorized_keys(&forced_line(command, &key));
+    (srv, key, dir)
+}
+
+/// SSH client processes (dbclient or ssh) with `port` on their command line.
+pub fn ssh_clients_for(port: u16) -> Vec<u32> {
+    let p = port.to_string();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args
+            .first()
+            .is_some_and(|a| a.ends_with("dbclient") || a.ends_with("/ssh"))
+            && args.contains(&p)
+        {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// No SSH client for `port` may outlive the entropyservice process that ran
+/// it: waits up to 3 s for them to go.
+#[track_caller]
+pub fn assert_no_ssh_client_for(port: u16) {
+    let start = Instant::now();
+    loop {
+        let left = ssh_clients_for(port);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "SSH client processes left behind for port {port}: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
