@@ -218,9 +218,9 @@ fn random_bytes(n: usize) -> Vec<u8> {
 /// source address (MAX_UNAUTH_CLIENTS, MAX_UNAUTH_PER_IP, compile-time), so
 /// attempts come from 200 different loopback addresses and are staggered
 /// rather than fired in one instant; the OpenSSH fixture allows 300 startups.
-/// Attempts the SSH layer refuses before our forced command runs are told
-/// apart from ours (no audit line, no status 75) and reported; at most 5%
-/// may be lost that way.
+/// An attempt the SSH layer refuses before our forced command runs (no
+/// audit line, no status 75) is made again, up to 5 times; at most 5% may
+/// still be lost that way.
 fn cap_under_200_attempts(flavor: Flavor) {
     const N: usize = 200;
     let dir = TempDir::new("cap200");
@@ -241,7 +241,21 @@ fn cap_under_200_attempts(flavor: Flavor) {
                 let bind = format!("127.0.{}.{}", 1 + i / 250, 2 + i % 250);
                 let mut c = ssh(&srv, &key, &home, "127.0.0.1", Some(&bind), "get 300");
                 std::thread::sleep(Duration::from_millis(20));
-                s.spawn(move || run_limit(&mut c, Duration::from_secs(120)))
+                s.spawn(move || {
+                    // Dropbear 2022.83 drops connections beyond 30 pending
+                    // handshakes ("Remote closed the connection") before any
+                    // command runs; such an attempt is made again (up to 5
+                    // times), so what is counted is what reached our command.
+                    let mut r = run_limit(&mut c, Duration::from_secs(120));
+                    for _ in 0..4 {
+                        if matches!(r.status, Some(0) | Some(75)) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(300));
+                        r = run_limit(&mut c, Duration::from_secs(120));
+                    }
+                    r
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
