@@ -44,30 +44,9 @@ DIST=$ROOT/target/dist
 BUDGET_FILE=${SIZE_BUDGET_FILE:-$ROOT/scripts/size-budget.txt}
 SMOKE=${CROSS_BUILD_SMOKE:-1}
 
-die() { echo "cross-build: FAIL: $*" >&2; exit 1; }
-log() { echo "cross-build: $*" >&2; }
-
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "need Debian packages: $* (no apt-get here)"
-    log "apt-get install $*"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null \
-            && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null \
-            || die "apt-get install $* failed"
-    fi
-}
-
-pip_install() {
-    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
-        apt_install python3 python3-pip
-    fi
-    log "pip install $*"
-    # Debian's own python3 is "externally managed" (PEP 668); a pyenv one is not.
-    python3 -m pip install --quiet "$@" 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages "$@" \
-        || die "pip install $* failed"
-    hash -r
-}
+ES_SCRIPT=cross-build
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # --- tools ------------------------------------------------------------------
 command -v readelf >/dev/null 2>&1 || apt_install binutils

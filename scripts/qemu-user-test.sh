@@ -36,28 +36,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/qemu-user}
 TIMEOUT=${QEMU_USER_TEST_TIMEOUT:-900}
 NO_BINFMT=${QEMU_USER_TEST_NO_BINFMT:-0}
 
-die() { echo "qemu-user-test: FAIL: $*" >&2; exit 1; }
-log() { echo "qemu-user-test: $*" >&2; }
-
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "need Debian packages: $* (no apt-get here)"
-    log "apt-get install $*"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null \
-            && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null \
-            || die "apt-get install $* failed"
-    fi
-}
-pip_install() {
-    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
-        apt_install python3 python3-pip
-    fi
-    log "pip install $*"
-    python3 -m pip install --quiet "$@" 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages "$@" \
-        || die "pip install $* failed"
-    hash -r
-}
+ES_SCRIPT=qemu-user-test
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 qemu_arch() {
     case "$1" in

@@ -33,17 +33,9 @@ TIMEOUT=${VMTEST_TIMEOUT:-100}
 UNIT=${VMTEST_UNIT:-1}
 T_START=$(date +%s)
 
-die() { echo "vmtest: FAIL: $*" >&2; exit 1; }
-log() { echo "vmtest: $*" >&2; }
-apt_install() {
-    command -v apt-get >/dev/null 2>&1 || die "need Debian packages: $* (no apt-get here)"
-    log "apt-get install $*"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null \
-            && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null \
-            || die "apt-get install $* failed"
-    fi
-}
+ES_SCRIPT=vmtest
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # --- tools -------------------------------------------------------------------
 command -v qemu-system-mipsel >/dev/null 2>&1 || apt_install qemu-system-mips
