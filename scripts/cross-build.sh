@@ -144,7 +144,7 @@ fi
 #  -z norelro             no PT_GNU_RELRO: a static musl binary has no dynamic loader
 #                         to apply it anyway, and the linker padded the RW segment to a
 #                         64 KiB boundary in the file for it (+64 KiB on arm-musleabi).
-# and for the 32-bit targets (time64_flags):
+# and for the 32-bit targets (target_flags):
 #  --cfg libc_unstable_musl_v1_2  the libc crate otherwise binds musl's time32
 #                         compatibility symbols (clock_gettime with a 32-bit time_t)
 #                         while rustix's libc backend, which it uses on MIPS, passes a
@@ -158,19 +158,24 @@ fi
 #                         directly. Checked on the real MIPS kernel (tests/vm).
 #                         rustix ignores it on big-endian mips (its build.rs keeps
 #                         the libc backend there), hence mips > mipsel in size.
+#  -C relocation-model=static  non-PIC code: no $gp/GOT set-up and no GOT load per
+#                         call, -12% on MIPS (mips 281 -> 248 KB). zig then builds its
+#                         musl non-PIC too. One trap: non-PIC callers use a plain `jal`,
+#                         which leaves $t9 unset, so any PIC function that computes $gp
+#                         from $t9 crashes (musl's dlsym.s is such assembly: when rustix
+#                         still looked getrandom up with dlsym, `status` died with SIGBUS
+#                         under qemu-user and SIGSEGV on the real MIPS kernel).
+#                         scripts/mips-pic-check.py fails the build if any such
+#                         prologue is linked in; sys::getrandom calls libc directly.
 # Tried and NOT used:
-#  -C relocation-model=static  -11% on MIPS, but zig's musl is PIC (abicalls) and zig's
-#                         linker adds no LA25 stubs for non-PIC -> PIC calls, so a libc
-#                         call made by plain `jal` (no $t9) crashes: `status` died with
-#                         SIGBUS under qemu-user and SIGSEGV on the real MIPS kernel.
 #  opt-level="s" (+6% on mipsel), -Zfmt-debug=none (no gain), --icf=all (zig's
 #  linker refuses it).
 # EXTRA_RUSTFLAGS from the environment go after ours.
 BASE_RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort -C force-unwind-tables=no -Zlocation-detail=none -C link-arg=-Wl,-z,norelro"
 
-time64_flags() {
+target_flags() {
     case "$1" in
-        mips-*|mipsel-*) echo "--cfg libc_unstable_musl_v1_2 --cfg rustix_use_experimental_asm" ;;
+        mips-*|mipsel-*) echo "--cfg libc_unstable_musl_v1_2 --cfg rustix_use_experimental_asm -C relocation-model=static" ;;
         armv7-*|arm-*) echo "--cfg libc_unstable_musl_v1_2" ;;
     esac
 }
@@ -181,7 +186,7 @@ OVER=()
 for t in "${TARGETS[@]}"; do
     log "building $t"
     start=$(date +%s)
-    RUSTFLAGS="$BASE_RUSTFLAGS $(time64_flags "$t") ${EXTRA_RUSTFLAGS:-}" \
+    RUSTFLAGS="$BASE_RUSTFLAGS $(target_flags "$t") ${EXTRA_RUSTFLAGS:-}" \
         cargo "+$NIGHTLY" zigbuild --release --locked --bin entropyservice --target "$t" \
             -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
         || die "$t: cargo zigbuild failed"
@@ -208,6 +213,13 @@ for t in "${TARGETS[@]}"; do
     if readelf -dW "$out" | grep -q '(NEEDED)'; then
         die "$t: has NEEDED entries: $(readelf -dW "$out" | grep '(NEEDED)' | tr -s ' ' | tr '\n' ' ')"
     fi
+    # Non-PIC MIPS must not contain PIC code (see -C relocation-model=static above).
+    case "$t" in
+        mips-*|mipsel-*)
+            pic=$(python3 "$ROOT/scripts/mips-pic-check.py" "$out" 2>&1) \
+                || die "$t: PIC code linked into a non-PIC binary, it would crash on \`jal\` calls: $pic"
+            ;;
+    esac
     # Size budget
     bytes=$(stat -c %s "$out")
     budget=$(budget_for "$t")

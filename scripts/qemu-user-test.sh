@@ -103,10 +103,11 @@ fi
 # Debug test builds, -Zbuild-std (MIPS is tier 3; the same for ARM keeps one
 # recipe), unwinding panics (the test harness needs them), static via zig.
 # The same cfgs as scripts/cross-build.sh (see there): 64-bit time_t in the
-# libc crate on the 32-bit musl targets; rustix's linux_raw backend on MIPS.
+# libc crate on the 32-bit musl targets; rustix's linux_raw backend and
+# non-PIC code on MIPS.
 rustflags_for() {
     local f="-C target-feature=+crt-static -C link-self-contained=no --cfg libc_unstable_musl_v1_2"
-    case "$1" in mips-*|mipsel-*) f="$f --cfg rustix_use_experimental_asm" ;; esac
+    case "$1" in mips-*|mipsel-*) f="$f --cfg rustix_use_experimental_asm -C relocation-model=static" ;; esac
     echo "$f ${EXTRA_RUSTFLAGS:-}"
 }
 export RUSTUP_TOOLCHAIN=$NIGHTLY

@@ -46,6 +46,6 @@ pub fn sleep_unless_signalled(ns: u64) -> bool {
 /// A random u32 for jitter (not for keys).
 pub fn jitter() -> u32 {
     let mut b = [0u8; 4];
-    let _ = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::INSECURE);
+    let _ = crate::sys::getrandom(&mut b, crate::sys::GRND_INSECURE);
     u32::from_ne_bytes(b)
 }

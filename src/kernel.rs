@@ -32,7 +32,7 @@ impl Info {
 pub fn crng_ready() -> bool {
     let mut b = [0u8; 1];
     !matches!(
-        rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::NONBLOCK),
+        crate::sys::getrandom(&mut b, crate::sys::GRND_NONBLOCK),
         Err(Errno::AGAIN)
     )
 }

@@ -6,6 +6,7 @@
 //! code lives in `sys`.
 #![deny(unsafe_code)]
 
+pub mod child;
 pub mod cli;
 pub mod client;
 pub mod clock;

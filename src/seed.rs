@@ -16,9 +16,9 @@ use crate::cli;
 use crate::error::{msg, Error, Result, Status};
 use crate::kernel::Pool;
 use crate::log::{self, Num};
+use crate::sys::{getrandom, GRND_INSECURE, GRND_NONBLOCK};
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
-use rustix::rand::{getrandom, GetRandomFlags};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -188,10 +188,10 @@ impl SeedDir {
     pub fn save(&self) -> Result<bool> {
         let mut seed = [0u8; MAX_SEED];
         let len = seed_len();
-        let creditable = match getrandom(&mut seed[..len], GetRandomFlags::NONBLOCK) {
+        let creditable = match getrandom(&mut seed[..len], GRND_NONBLOCK) {
             Ok(_) => true,
             Err(Errno::AGAIN) => {
-                getrandom(&mut seed[..len], GetRandomFlags::INSECURE)
+                getrandom(&mut seed[..len], GRND_INSECURE)
                     .map_err(|e| Error::os(Status::Os, "getrandom failed", e))?;
                 false
             }

@@ -17,10 +17,10 @@ use crate::log::{self, Num};
 use crate::parse;
 use argh::FromArgs;
 use rustix::fs::{flock, FlockOperation};
+use rustix::io::Errno;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::process::{Command, Stdio};
 
 pub const DEFAULT_KEY: &str = "/etc/entropyservice/id_client";
 pub const DEFAULT_BINARY: &str = "/usr/bin/entropyservice";
@@ -150,18 +150,14 @@ impl ToolRun {
 }
 
 fn run_tool(program: &str, args: &[&str]) -> Result<ToolRun> {
-    // spawn + wait_with_output, like the SSH child: Command::output would
-    // pull in a second copy of the spawn code.
-    let o = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|c| c.wait_with_output())
-        .map_err(|e| Error::os(Status::Unavailable, &msg(&["cannot run ", program]), e))?;
+    let fail = |e| Error::os(Status::Unavailable, &msg(&["cannot run ", program]), e);
+    let path = match program.contains('/') {
+        true => program.to_string(),
+        false => find_program(program).ok_or_else(|| fail(Errno::NOENT))?,
+    };
+    let o = crate::child::output(&path, args).map_err(fail)?;
     Ok(ToolRun {
-        ok: o.status.success(),
+        ok: o.ok,
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     })

@@ -6,9 +6,9 @@
 
 use crate::error::{msg, Error, Result, Status};
 use crate::health::Health;
+use crate::sys::{getrandom, GRND_NONBLOCK};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::rand::{getrandom, GetRandomFlags};
 use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -176,7 +176,7 @@ impl Source {
 fn fill_getrandom(buf: &mut [u8]) -> Result<()> {
     let mut off = 0;
     while off < buf.len() {
-        match getrandom(&mut buf[off..], GetRandomFlags::NONBLOCK) {
+        match getrandom(&mut buf[off..], GRND_NONBLOCK) {
             Ok(n) => off += n,
             Err(Errno::INTR) => {}
             Err(Errno::AGAIN) => {

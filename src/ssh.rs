@@ -2,14 +2,16 @@
 //! the host key in a private known_hosts, reading the child's stdout with a
 //! poll watchdog, and killing and reaping it on every exit path.
 
+use crate::child::Child;
 use crate::error::{msg, Error, Result, Status};
 use crate::hostkey::PublicKey;
 use crate::parse;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
+use std::fs::File;
 use std::io::Read as _;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -316,8 +318,8 @@ pub enum Read {
 /// A running SSH child. Dropping it kills and reaps the child.
 pub struct Session {
     child: Child,
-    out: ChildStdout,
-    err: Option<ChildStderr>,
+    out: File,
+    err: Option<File>,
     errbuf: heapless::Vec<u8, 2048>,
     _home: PinnedHome,
     reaped: bool,
@@ -338,31 +340,19 @@ impl Session {
         }
         let home = PinnedHome::create(runtime, s, p.flavor)?;
         let args = arguments(p, s, &home.known_hosts(), command, connect_timeout_s);
-        let mut cmd = Command::new(&p.path);
-        cmd.args(&args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("HOME", &home.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if s.agent {
-            if let Some(sock) = std::env::var_os("SSH_AUTH_SOCK") {
-                cmd.env("SSH_AUTH_SOCK", sock);
+        let sock = std::env::var_os("SSH_AUTH_SOCK").filter(|_| s.agent);
+        let spawned = {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut env: heapless::Vec<(&str, &[u8]), 3> = heapless::Vec::new();
+            let _ = env.push(("PATH", b"/usr/sbin:/usr/bin:/sbin:/bin"));
+            let _ = env.push(("HOME", home.dir.as_bytes()));
+            if let Some(sock) = &sock {
+                let _ = env.push(("SSH_AUTH_SOCK", sock.as_bytes()));
             }
-        }
-        crate::sys::detach_child(&mut cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::os(Status::Unavailable, &msg(&["cannot start ", &p.path]), e))?;
-        let (out, err) = match (child.stdout.take(), child.stderr.take()) {
-            (Some(o), Some(e)) => (o, e),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::new(Status::Internal, "SSH child has no pipes"));
-            }
+            Child::spawn(&p.path, &args, Some(&env), true)
         };
+        let (child, out, err) = spawned
+            .map_err(|e| Error::os(Status::Unavailable, &msg(&["cannot start ", &p.path]), e))?;
         Ok(Session {
             child,
             out,
@@ -402,7 +392,7 @@ impl Session {
                 if self.asks_to_accept_host_key() {
                     // dbclient asks even with no tty and stdin at EOF, and
                     // then spins at 100% CPU: its question is the refusal.
-                    let _ = self.child.kill();
+                    self.child.kill();
                     return Ok(Read::Eof);
                 }
             }
@@ -458,9 +448,9 @@ impl Session {
             while self.err.is_some() {
                 self.drain_stderr();
             }
-            return st.success();
+            return crate::child::success(st);
         }
-        let _ = self.child.kill();
+        self.child.kill();
         let _ = self.child.wait();
         false
     }
@@ -469,12 +459,9 @@ impl Session {
     /// one poll on a pidfd (Linux 5.3+), else a short polling loop.
     fn wait_exit(&mut self, timeout_ns: u64) {
         let end = crate::clock::now_ns().saturating_add(timeout_ns);
-        let pidfd = i32::try_from(self.child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .and_then(|p| {
-                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
-            });
+        let pidfd =
+            rustix::process::pidfd_open(self.child.pid(), rustix::process::PidfdFlags::empty())
+                .ok();
         loop {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return;
@@ -510,7 +497,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         if !self.reaped {
             self.reaped = true;
-            let _ = self.child.kill();
+            self.child.kill();
             let _ = self.child.wait();
         }
     }

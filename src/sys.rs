@@ -100,30 +100,172 @@ pub fn pending_signal() -> Option<i32> {
     }
 }
 
-/// Makes a spawned child its own session leader (no controlling terminal, so
-/// an SSH client can never prompt) and kills it if this process dies.
-pub fn detach_child(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and calls only
-    // async-signal-safe functions (setsid, prctl, getppid, _exit).
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            // Under ujail CAP_SYS_ADMIN is ambient; the SSH client must not inherit it.
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
-                0,
-                0,
-            );
-            // The parent may have died before prctl took effect.
-            if libc::getppid() == 1 {
-                libc::_exit(1);
+/// getrandom(2) flags (linux/random.h).
+pub const GRND_NONBLOCK: u32 = 0x0001;
+pub const GRND_INSECURE: u32 = 0x0004;
+
+/// Fills `buf` from the kernel's getrandom(2). Called directly through libc:
+/// rustix's libc backend (used on big-endian MIPS) looks the function up with
+/// dlsym, which drags musl's whole printf into a static binary.
+pub fn getrandom(buf: &mut [u8], flags: u32) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        Err(Errno::from_raw_os_error(errno()))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: musl's __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Pipes and process ids of a child started by [`spawn`].
+pub struct Spawned {
+    pub pid: rustix::process::Pid,
+    pub stdout: rustix::fd::OwnedFd,
+    pub stderr: rustix::fd::OwnedFd,
+}
+
+/// Starts `path` (no PATH search) with `argv` (argv[0] included) and stdin
+/// on /dev/null, stdout and stderr on pipes. `env` None inherits this
+/// process's environment. `detach` makes the child its own session leader
+/// (no controlling terminal, so an SSH client can never prompt), kills it
+/// if this process dies and clears ambient capabilities (under ujail
+/// CAP_SYS_ADMIN is ambient; an SSH client must not inherit it).
+///
+/// An exec failure comes back as the child's errno, with the child reaped.
+/// Replaces std::process::Command, which brings ~40 KiB into a MIPS binary
+/// (its env map, posix_spawn and set*id paths) that this program never uses.
+pub fn spawn(
+    path: &core::ffi::CStr,
+    argv: &[std::ffi::CString],
+    env: Option<&[std::ffi::CString]>,
+    detach: bool,
+) -> Result<Spawned, Errno> {
+    use rustix::fd::AsRawFd;
+    use rustix::pipe::{pipe_with, PipeFlags};
+
+    // Everything the child touches is prepared here: between fork and exec
+    // only async-signal-safe calls are made, and nothing allocates.
+    let ptrs = |v: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(core::iter::once(core::ptr::null()))
+            .collect()
+    };
+    let argv_p = ptrs(argv);
+    let env_p = env.map(ptrs);
+    let null = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    let (out_r, out_w) = pipe_with(PipeFlags::CLOEXEC)?;
+    let (err_r, err_w) = pipe_with(PipeFlags::CLOEXEC)?;
+    let (exec_r, exec_w) = pipe_with(PipeFlags::CLOEXEC)?;
+    // std opens /dev/null on any of fds 0-2 that were closed at startup, so
+    // none of these is 0, 1 or 2 and the dup2 calls cannot clobber each other.
+    let fds = [
+        (null.as_raw_fd(), 0),
+        (out_w.as_raw_fd(), 1),
+        (err_w.as_raw_fd(), 2),
+    ];
+    let report = exec_w.as_raw_fd();
+
+    // SAFETY: fork has no memory-safety preconditions; the child branch below
+    // uses only async-signal-safe libc calls on memory prepared before fork,
+    // and never returns (exec or _exit).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Errno::from_raw_os_error(errno()));
+    }
+    if pid == 0 {
+        // SAFETY: in the child: dup2, sigprocmask, signal, setsid, prctl,
+        // getppid, execv(e), write and _exit are async-signal-safe; argv_p and
+        // env_p are NULL-terminated arrays of pointers to live C strings.
+        unsafe {
+            for (from, to) in fds {
+                if libc::dup2(from, to) < 0 {
+                    child_fail(report);
+                }
             }
-            Ok(())
+            // Rust ignores SIGPIPE and the parent may block signals: the child
+            // starts as a freshly exec'd program would from a shell.
+            let mut set: libc::sigset_t = core::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if detach {
+                libc::setsid();
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                );
+                // The parent may have died before prctl took effect.
+                if libc::getppid() == 1 {
+                    libc::_exit(1);
+                }
+            }
+            match &env_p {
+                Some(e) => libc::execve(path.as_ptr(), argv_p.as_ptr(), e.as_ptr()),
+                None => libc::execv(path.as_ptr(), argv_p.as_ptr()),
+            };
+            child_fail(report);
+        }
+    }
+    let pid = rustix::process::Pid::from_raw(pid).ok_or(Errno::INVAL)?;
+    drop((null, out_w, err_w, exec_w));
+    // The report pipe closes on a successful exec (CLOEXEC) or carries errno.
+    let mut code = [0u8; 4];
+    let mut got = 0;
+    let failed = loop {
+        match rustix::io::read(&exec_r, &mut code[got..]) {
+            Ok(0) if got == 0 => break None,
+            // A pipe write of 4 bytes is atomic: a short report cannot happen.
+            Ok(0) => break Some(Errno::IO),
+            Ok(n) => {
+                got += n;
+                if got == code.len() {
+                    break Some(Errno::from_raw_os_error(i32::from_ne_bytes(code)));
+                }
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                break Some(e);
+            }
+        }
+    };
+    let Some(e) = failed else {
+        return Ok(Spawned {
+            pid,
+            stdout: out_r,
+            stderr: err_r,
         });
+    };
+    while let Err(Errno::INTR) =
+        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+    {}
+    Err(e)
+}
+
+/// In a forked child: sends errno to the parent and exits with 127.
+///
+/// # Safety
+/// Only to be called in the child between fork and exec.
+unsafe fn child_fail(report: libc::c_int) -> ! {
+    let code = errno().to_ne_bytes();
+    // SAFETY: write and _exit are async-signal-safe; `code` is a live buffer.
+    unsafe {
+        libc::write(report, code.as_ptr().cast(), code.len());
+        libc::_exit(127)
     }
 }
 

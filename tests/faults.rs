@@ -1335,7 +1335,7 @@ fn sink_signals_while_reading() {
             .unwrap();
         let mut input = child.stdin.take().unwrap();
         let mut data = vec![0u8; 200];
-        rustix::rand::getrandom(&mut data, rustix::rand::GetRandomFlags::empty()).unwrap();
+        entropyservice::sys::getrandom(&mut data, 0).unwrap();
         input.write_all(&data[..100]).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         send(child.id(), sig);

@@ -202,7 +202,7 @@ fn no_long_runs(data: &[u8]) -> bool {
 
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
-    rustix::rand::getrandom(&mut v, rustix::rand::GetRandomFlags::empty()).unwrap();
+    entropyservice::sys::getrandom(&mut v, 0).unwrap();
     v
 }
 

@@ -28,7 +28,7 @@ fn seed_files(dir: &str) -> HashMap<String, Vec<u8>> {
 
 fn random_u64() -> u64 {
     let mut b = [0u8; 8];
-    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).unwrap();
+    entropyservice::sys::getrandom(&mut b, 0).unwrap();
     u64::from_ne_bytes(b)
 }
 
@@ -40,7 +40,7 @@ fn write_seed(dir: &str, name: &str, len: usize) -> Vec<u8> {
         .create(dir)
         .unwrap();
     let mut v = vec![0u8; len];
-    rustix::rand::getrandom(&mut v, rustix::rand::GetRandomFlags::empty()).unwrap();
+    entropyservice::sys::getrandom(&mut v, 0).unwrap();
     std::fs::write(format!("{dir}/{name}"), &v).unwrap();
     v
 }
@@ -638,7 +638,7 @@ fn sink_cuts_off_an_endless_stream() {
     let writer = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
-            rustix::rand::getrandom(&mut buf, rustix::rand::GetRandomFlags::empty()).unwrap();
+            entropyservice::sys::getrandom(&mut buf, 0).unwrap();
             if stdin.write_all(&buf).is_err() {
                 return;
             }

@@ -7,7 +7,7 @@
 #       (RNDGETENTCNT) and `sink` (RNDADDENTROPY) against the real kernel;
 #   (b) vmtest=seed: `seed load` of a 64-byte seed.credit made on the host,
 #       then CRNG ready + "crng init done" in dmesg.
-# With VMTEST_UNIT=1 (default) the project's lib unit tests (sys::, kernel::)
+# With VMTEST_UNIT=1 (default) the project's lib unit tests (sys::, kernel::, child::)
 # are built for mipsel and also run in both guests, without
 # ENTROPYSERVICE_QEMU_USER, i.e. every ioctl must really work.
 # What the guest does is in tests/vm/init.
@@ -101,7 +101,7 @@ if [ "$UNIT" = 1 ]; then
     log "building the mipsel unit-test binary"
     utd=$ROOT/target/qemu-user
     UNIT_BIN=$(CARGO_TARGET_DIR=$utd RUSTUP_TOOLCHAIN=nightly \
-        RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no --cfg libc_unstable_musl_v1_2 --cfg rustix_use_experimental_asm" \
+        RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no --cfg libc_unstable_musl_v1_2 --cfg rustix_use_experimental_asm -C relocation-model=static" \
         cargo-zigbuild test --locked --target mipsel-unknown-linux-musl -Zbuild-std --lib --no-run \
             --message-format=json 2>/dev/null \
         | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1) || true
