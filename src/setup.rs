@@ -151,9 +151,10 @@ impl ToolRun {
 
 fn run_tool(program: &str, args: &[&str]) -> Result<ToolRun> {
     let fail = |e| Error::os(Status::Unavailable, &msg(&["cannot run ", program]), e);
-    let path = match program.contains('/') {
-        true => program.to_string(),
-        false => find_program(program).ok_or_else(|| fail(Errno::NOENT))?,
+    let path = if program.contains('/') {
+        program.to_string()
+    } else {
+        find_program(program).ok_or_else(|| fail(Errno::NOENT))?
     };
     let o = crate::child::output(&path, args).map_err(fail)?;
     Ok(ToolRun {
