@@ -79,33 +79,19 @@ fn legacy_server_running_cat_dev_urandom() {
 #[test]
 fn original_client_command_line_against_our_server() {
     need_root();
-    // The v2 client's exact command: ssh -T -p PORT -i KEY USER@HOST "cat /dev/random".
+    // The v2 client's command, ssh -T -p PORT -i KEY USER@HOST "cat /dev/random",
+    // with the host key pinned.
     let (srv, key, dir) = forced_server(Flavor::OpenSsh, &server_command("--rate 4096"));
-    let kh = dir.join("known_hosts");
-    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
-    let mut child = Command::new(need("ssh"))
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}", kh.display()),
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-F",
-            "/dev/null",
-        ])
-        .args([
-            "-T",
-            "-p",
-            &srv.port.to_string(),
-            "-i",
-            &key.private_str(),
-            "root@127.0.0.1",
-            "cat /dev/random",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = pinned_ssh(
+        &srv,
+        &key,
+        &dir,
+        &["-T", "root@127.0.0.1", "cat /dev/random"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut out = child.stdout.take().unwrap();
     let mut buf = vec![0u8; 8192];
     std::io::Read::read_exact(&mut out, &mut buf).unwrap();
@@ -120,29 +106,13 @@ fn original_client_command_line_against_our_server() {
 fn bad_request_through_ssh_is_refused_by_the_forced_command() {
     need_root();
     let (srv, key, dir) = forced_server(Flavor::OpenSsh, &server_command("--max-bytes 4096"));
-    let kh = dir.join("known_hosts");
-    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
     for req in ["get 99999999999", "get -1", "get 10; rm -rf /", "sh -i"] {
-        let r = run(Command::new(need("ssh"))
-            .args([
-                "-o",
-                &format!("UserKnownHostsFile={}", kh.display()),
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "BatchMode=yes",
-                "-F",
-                "/dev/null",
-            ])
-            .args([
-                "-T",
-                "-p",
-                &srv.port.to_string(),
-                "-i",
-                &key.private_str(),
-                "root@127.0.0.1",
-                req,
-            ]));
+        let r = run(&mut pinned_ssh(
+            &srv,
+            &key,
+            &dir,
+            &["-T", "root@127.0.0.1", req],
+        ));
         r.code(65).stderr_has("bad request");
         assert!(r.raw_stdout.is_empty(), "{}", r.explain());
     }

@@ -1843,28 +1843,6 @@ fn inspect_forced(port: u16, ssh: &mut Child, before: &[u32]) -> Option<(Vec<Str
     Some((environ(pid), tty))
 }
 
-/// ssh (OpenSSH's client: it can ask for everything) to `srv` with `key`.
-fn raw_ssh(srv: &SshServer, key: &Keypair, dir: &TempDir, args: &[&str]) -> Command {
-    let kh = dir.join("known_hosts");
-    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
-    let mut c = Command::new(need("ssh"));
-    c.args([
-        "-F",
-        "/dev/null",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=yes",
-    ])
-    .arg("-o")
-    .arg(format!("UserKnownHostsFile={}", kh.display()))
-    .args(["-o", "IdentitiesOnly=yes", "-i", &key.private_str()])
-    .args(["-p", &srv.port.to_string()])
-    .args(args)
-    .stdin(Stdio::null());
-    c
-}
-
 /// A session asking for a pty, agent and X11 forwarding and sending two
 /// environment variables; returns what the forced command got.
 /// With `pty`, ssh -tt closes the session if the pty is refused: then
@@ -1876,7 +1854,7 @@ fn greedy_session(
     agent: &Agent,
     pty: bool,
 ) -> (Option<(Vec<String>, bool)>, String) {
-    let mut c = raw_ssh(
+    let mut c = pinned_ssh(
         srv,
         key,
         dir,
@@ -1963,7 +1941,7 @@ fn forced_command_refuses_everything_else(flavor: Flavor) {
 
     for cmd in ["sh -c id", "cat /etc/shadow", "get 10; sh"] {
         let r = run_limit(
-            &mut raw_ssh(&srv, &key, &dir, &["-T", "root@127.0.0.1", cmd]),
+            &mut pinned_ssh(&srv, &key, &dir, &["-T", "root@127.0.0.1", cmd]),
             Duration::from_secs(20),
         );
         assert_ne!(
@@ -1976,7 +1954,7 @@ fn forced_command_refuses_everything_else(flavor: Flavor) {
         r.stderr_has("bad request");
     }
     let r = run_limit(
-        &mut raw_ssh(&srv, &key, &dir, &["-T", "-s", "root@127.0.0.1", "sftp"]),
+        &mut pinned_ssh(&srv, &key, &dir, &["-T", "-s", "root@127.0.0.1", "sftp"]),
         Duration::from_secs(20),
     );
     assert_ne!(
@@ -2018,7 +1996,7 @@ fn forced_command_refuses_everything_else(flavor: Flavor) {
     let tport = target.local_addr().unwrap().port();
     let spec = format!("127.0.0.1:{}:127.0.0.1:{tport}", free_port());
     let r = run_limit(
-        &mut raw_ssh(
+        &mut pinned_ssh(
             &srv,
             &key,
             &dir,
@@ -2045,7 +2023,7 @@ fn forced_command_refuses_everything_else(flavor: Flavor) {
     target.set_nonblocking(true).unwrap();
     let lport = free_port();
     let spec = format!("127.0.0.1:{lport}:127.0.0.1:{tport}");
-    let mut child = raw_ssh(&srv, &key, &dir, &["-N", "-L", &spec, "root@127.0.0.1"])
+    let mut child = pinned_ssh(&srv, &key, &dir, &["-N", "-L", &spec, "root@127.0.0.1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -250,8 +250,7 @@ fn raw_client(
     args: &[&str],
     remote: Option<&str>,
 ) -> Command {
-    let mut c = Command::new(srv.client_program());
-    match srv.flavor {
+    let mut c = match srv.flavor {
         Flavor::Dropbear => {
             // dbclient reads only $HOME/.ssh/known_hosts, by host name.
             std::fs::create_dir_all(home.join(".ssh")).unwrap();
@@ -260,6 +259,7 @@ fn raw_client(
                 format!("127.0.0.1 {}\n", srv.host_key),
             )
             .unwrap();
+            let mut c = Command::new(srv.client_program());
             c.env("HOME", &home.path).args(args).args([
                 "-p",
                 &srv.port.to_string(),
@@ -267,38 +267,14 @@ fn raw_client(
                 &key.private_str(),
                 "root@127.0.0.1",
             ]);
+            c
         }
         Flavor::OpenSsh => {
-            let kh = home.join("known_hosts");
-            std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
-            c.args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-            ])
-            .arg(format!("UserKnownHostsFile={}", kh.display()))
-            .args([
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "IdentityAgent=none",
-            ])
-            .args(args)
-            .args([
-                "-p",
-                &srv.port.to_string(),
-                "-i",
-                &key.private_str(),
-                "root@127.0.0.1",
-            ]);
+            let mut c = pinned_ssh(srv, key, home, &["-o", "IdentityAgent=none"]);
+            c.args(args).arg("root@127.0.0.1");
+            c
         }
-    }
+    };
     if let Some(r) = remote {
         c.arg(r);
     }

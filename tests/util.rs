@@ -549,6 +549,24 @@ pub fn is_zombie(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// OpenSSH's `ssh` to `srv` with `key`, trusting only the server's host
+/// key (pinned in `dir`/known_hosts), with no config file, agent-held keys or
+/// questions; `args` follow (options, the destination, the remote command).
+pub fn pinned_ssh(srv: &SshServer, key: &Keypair, dir: &TempDir, args: &[&str]) -> Command {
+    let kh = dir.join("known_hosts");
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
+    let mut c = Command::new(need("ssh"));
+    c.args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=yes", "-o"])
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "IdentitiesOnly=yes", "-i", &key.private_str()])
+        .args(["-p", &srv.port.to_string()])
+        .args(args)
+        .stdin(Stdio::null());
+    c
+}
+
 /// A server of `flavor` whose only key runs `command` as its forced command,
 /// the client key for it, and a temp dir.
 pub fn forced_server(flavor: Flavor, command: &str) -> (SshServer, Keypair, TempDir) {
