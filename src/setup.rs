@@ -15,6 +15,7 @@ use crate::error::{msg, Error, Result, Status};
 use crate::hostkey::{PublicKey, KEY_TYPES};
 use crate::log::{self, Num};
 use crate::parse;
+use crate::ssh::is_executable;
 use argh::FromArgs;
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
@@ -110,12 +111,6 @@ pub struct Hostkey {
 }
 
 // ---------------------------------------------------------------- helpers
-
-fn is_executable(path: &str) -> bool {
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
 
 /// `name` on PATH, then in the sbin and bin directories (sshd and dropbear
 /// live in sbin, which a user's PATH may lack).

@@ -26,16 +26,19 @@ pub struct Program {
     pub flavor: Flavor,
 }
 
+/// A regular file with an execute bit.
+pub fn is_executable(path: &str) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
 fn find_in_path(name: &str) -> Option<String> {
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| msg(&[d, "/", name]))
-        .find(|p| {
-            std::fs::metadata(p)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+        .find(|p| is_executable(p))
 }
 
 fn flavor_of(path: &str) -> Flavor {

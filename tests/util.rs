@@ -110,6 +110,29 @@ impl Run {
         self
     }
 
+    /// Exited with anything but status 0 (a signal counts too).
+    #[track_caller]
+    pub fn failed(&self) -> &Run {
+        assert_ne!(
+            self.status,
+            Some(0),
+            "expected a failure\n{}",
+            self.explain()
+        );
+        self
+    }
+
+    /// Not one byte on stdout (a refusal sends nothing).
+    #[track_caller]
+    pub fn no_stdout(&self) -> &Run {
+        assert!(
+            self.raw_stdout.is_empty(),
+            "expected nothing on stdout\n{}",
+            self.explain()
+        );
+        self
+    }
+
     #[track_caller]
     pub fn stderr_has(&self, s: &str) -> &Run {
         assert!(
