@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Build the six static release binaries of entropyservice without a container
-# engine: nightly Rust + -Zbuild-std for every target, linked by zig through
-# cargo-zigbuild (zig ships musl crt files and libc for all six targets).
+# engine: nightly Rust + -Zbuild-std for every target, linked by zig
+# (scripts/zig-linker.sh, cargo-zigbuild's `zig cc`; zig ships musl crt files
+# and libc for all six targets). scripts/cross-docker.sh builds the same
+# binaries through `cross` in a container and checks they are byte-identical.
+#
+# Settings, each in one place: the targets, their linker arguments and
+# RUSTFLAGS in scripts/targets.tsv (made into .cargo/config.toml, which cargo
+# applies here as in the cross container; x86_64 musl gets them from
+# `scripts/targets.py env`), -Zbuild-std in Cross.toml's [build.env], the
+# nightly in NIGHTLY, zig and cargo-zigbuild versions in
+# docker/cross/Dockerfile. The checks are scripts/release-lib.sh's.
 #
 #   scripts/cross-build.sh                # all six targets
 #   scripts/cross-build.sh mips-unknown-linux-musl armv7-unknown-linux-musleabihf
@@ -9,48 +18,49 @@
 # Output: target/dist/entropyservice-<target>, then a "target bytes" table.
 # Each binary is checked: ELF class/endianness/machine (and ARM float ABI),
 # no INTERP program header, no NEEDED entry, size <= scripts/size-budget.txt,
-# and `--version` runs (under qemu-user-static for the foreign ones;
-# CROSS_BUILD_SMOKE=0 skips that). Any failure prints one "cross-build: FAIL:"
-# line and exits non-zero.
+# MIPS non-PIC check, and `--version` and `status` run (under
+# qemu-user-static for the foreign ones; CROSS_BUILD_SMOKE=0 skips that).
+# Any failure prints one "cross-build: FAIL:" line and exits non-zero.
 #
 # Environment: CARGO_TARGET_DIR (default target/cross, kept apart from the
 # host target/ so this never waits on a `cargo build` lock), NIGHTLY
 # (default "nightly"), CROSS_BUILD_SMOKE (default 1), SIZE_BUDGET_FILE (default
 # scripts/size-budget.txt; another file only to measure, never in CI),
 # CROSS_BUILD_BUDGET=warn (report an over-budget size but exit 0: tests/vm/run.sh
-# uses it, since it tests behaviour, not size).
+# uses it, since it tests behaviour, not size), EXTRA_RUSTFLAGS (appended to
+# the table's flags, to measure; RUSTFLAGS itself is refused, it would replace
+# them).
 #
 # Installs what it needs on a fresh Debian 12 (as root): binutils, python3-pip,
-# ziglang + cargo-zigbuild from PyPI, the nightly toolchain's rust-src,
+# ziglang + cargo-zigbuild from PyPI (the versions the cross image pins),
+# the nightly toolchain's rust-src,
 # qemu-user-static for the smoke run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_TARGETS=(
-    mips-unknown-linux-musl
-    mipsel-unknown-linux-musl
-    armv7-unknown-linux-musleabihf
-    arm-unknown-linux-musleabi
-    aarch64-unknown-linux-musl
-    x86_64-unknown-linux-musl
-)
-if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
-
 NIGHTLY=${NIGHTLY:-nightly}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/cross}
 DIST=$ROOT/target/dist
-BUDGET_FILE=${SIZE_BUDGET_FILE:-$ROOT/scripts/size-budget.txt}
-SMOKE=${CROSS_BUILD_SMOKE:-1}
+RELEASE_SMOKE=${CROSS_BUILD_SMOKE:-1}
 
 ES_SCRIPT=cross-build
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
+# shellcheck source=scripts/release-lib.sh
+. "$ROOT/scripts/release-lib.sh"
+
+mapfile -t ALL_TARGETS < <(release_targets)
+if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
+
+[ -z "${RUSTFLAGS:-}" ] && [ -z "${CARGO_ENCODED_RUSTFLAGS:-}" ] \
+    || die "RUSTFLAGS/CARGO_ENCODED_RUSTFLAGS is set: it would replace scripts/targets.tsv's flags; use EXTRA_RUSTFLAGS to add some"
 
 # --- tools ------------------------------------------------------------------
-command -v readelf >/dev/null 2>&1 || apt_install binutils
-command -v readelf >/dev/null 2>&1 || die "readelf missing (binutils)"
+release_tools "${TARGETS[@]}"
+release_table_check
+release_validate "${TARGETS[@]}"
 
 command -v rustup >/dev/null 2>&1 || die "rustup missing: install Rust with rustup first"
 if ! rustup run "$NIGHTLY" rustc -V >/dev/null 2>&1; then
@@ -63,74 +73,21 @@ if [ ! -d "$(rustup run "$NIGHTLY" rustc --print sysroot)/lib/rustlib/src/rust/l
         || die "rustup component add rust-src --toolchain $NIGHTLY failed"
 fi
 
-# cargo-zigbuild finds zig as `zig` on PATH or as `python3 -m ziglang`.
-if ! command -v cargo-zigbuild >/dev/null 2>&1 \
-   || ! { command -v zig >/dev/null 2>&1 || python3 -m ziglang version >/dev/null 2>&1; }; then
-    pip_install ziglang cargo-zigbuild
+# zig and cargo-zigbuild: the versions docker/cross/Dockerfile installs, so
+# this path and the cross image link alike.
+dockerfile_arg() { sed -n "s/^ARG $1=//p" "$ROOT/docker/cross/Dockerfile"; }
+ZIG_VERSION=$(dockerfile_arg ZIGLANG_VERSION)
+ZIGBUILD_VERSION=$(dockerfile_arg CARGO_ZIGBUILD_VERSION)
+[ -n "$ZIG_VERSION" ] && [ -n "$ZIGBUILD_VERSION" ] \
+    || die "docker/cross/Dockerfile has no ARG ZIGLANG_VERSION=/CARGO_ZIGBUILD_VERSION= line"
+have_zig() { python3 -m ziglang version 2>/dev/null || zig version 2>/dev/null; }
+if [ "$(have_zig)" != "$ZIG_VERSION" ] \
+   || [ "$(cargo-zigbuild --version 2>/dev/null)" != "cargo-zigbuild $ZIGBUILD_VERSION" ]; then
+    pip_install "ziglang==$ZIG_VERSION" "cargo-zigbuild==$ZIGBUILD_VERSION"
 fi
-command -v cargo-zigbuild >/dev/null 2>&1 \
-    || die "cargo-zigbuild not on PATH after pip install (pip's bin dir, e.g. ~/.local/bin, missing from PATH?)"
-{ command -v zig >/dev/null 2>&1 || python3 -m ziglang version >/dev/null 2>&1; } \
-    || die "zig not found (neither 'zig' on PATH nor 'python3 -m ziglang')"
-
-[ -f "$BUDGET_FILE" ] || die "missing $BUDGET_FILE"
-
-# Post-link strip: cargo's strip=true leaves non-allocated sections such as
-# MIPS .pdr (72 KiB on mipsel), .comment and .mdebug.*; llvm-objcopy
-# --strip-all drops them. rustc ships it as rust-objcopy (needs the
-# toolchain's libLLVM on LD_LIBRARY_PATH); else Debian's llvm package.
-SYSROOT=$(rustup run "$NIGHTLY" rustc --print sysroot)
-HOST=$(rustup run "$NIGHTLY" rustc -vV | sed -n 's/^host: //p')
-objcopy_strip() {
-    local ro=$SYSROOT/lib/rustlib/$HOST/bin/rust-objcopy
-    if [ -x "$ro" ] && LD_LIBRARY_PATH=$SYSROOT/lib "$ro" --version >/dev/null 2>&1; then
-        LD_LIBRARY_PATH=$SYSROOT/lib "$ro" --strip-all "$1" "$2"
-        return
-    fi
-    local lo
-    lo=$(command -v llvm-objcopy || ls /usr/bin/llvm-objcopy-* 2>/dev/null | sort -V | tail -1 || true)
-    if [ -z "$lo" ]; then apt_install llvm; lo=$(command -v llvm-objcopy || true); fi
-    [ -n "$lo" ] || die "no llvm-objcopy (neither rust-objcopy in $SYSROOT nor Debian's llvm)"
-    "$lo" --strip-all "$1" "$2"
-}
-
-# --- per-target expectations ---------------------------------------------------
-# echo "CLASS DATA MACHINE-SUBSTRING [FLAGS-SUBSTRING]" as readelf -h prints them.
-expect_for() {
-    case "$1" in
-        mips-unknown-linux-musl)         echo "ELF32|big endian|MIPS R3000|" ;;
-        mipsel-unknown-linux-musl)       echo "ELF32|little endian|MIPS R3000|" ;;
-        armv7-unknown-linux-musleabihf)  echo "ELF32|little endian|ARM|hard-float ABI" ;;
-        arm-unknown-linux-musleabi)      echo "ELF32|little endian|ARM|soft-float ABI" ;;
-        aarch64-unknown-linux-musl)      echo "ELF64|little endian|AArch64|" ;;
-        x86_64-unknown-linux-musl)       echo "ELF64|little endian|X86-64|" ;;
-        *) return 1 ;;
-    esac
-}
-qemu_for() {
-    case "$1" in
-        mips-*) echo qemu-mips-static ;;
-        mipsel-*) echo qemu-mipsel-static ;;
-        armv7-*|arm-*) echo qemu-arm-static ;;
-        aarch64-*) echo qemu-aarch64-static ;;
-        x86_64-*) echo "" ;;
-    esac
-}
-budget_for() {
-    awk -v t="$1" '!/^[[:space:]]*#/ && $1 == t { print $2; found=1 } END { if (!found) exit 1 }' "$BUDGET_FILE"
-}
-
-for t in "${TARGETS[@]}"; do
-    expect_for "$t" >/dev/null || die "unknown target $t (known: ${ALL_TARGETS[*]})"
-    budget_for "$t" >/dev/null || die "no budget line for $t in $BUDGET_FILE"
-done
-
-if [ "$SMOKE" = 1 ]; then
-    for t in "${TARGETS[@]}"; do
-        q=$(qemu_for "$t")
-        if [ -n "$q" ] && ! command -v "$q" >/dev/null 2>&1; then apt_install qemu-user-static; break; fi
-    done
-fi
+[ "$(cargo-zigbuild --version 2>/dev/null)" = "cargo-zigbuild $ZIGBUILD_VERSION" ] \
+    || die "cargo-zigbuild $ZIGBUILD_VERSION not on PATH after pip install (pip's bin dir, e.g. ~/.local/bin, missing from PATH?)"
+[ "$(have_zig)" = "$ZIG_VERSION" ] || die "zig $ZIG_VERSION not found (neither 'python3 -m ziglang' nor 'zig' on PATH)"
 
 # --- build -------------------------------------------------------------------
 # Flags for every target:
@@ -170,89 +127,26 @@ fi
 # Tried and NOT used:
 #  opt-level="s" (+6% on mipsel), -Zfmt-debug=none (no gain), --icf=all (zig's
 #  linker refuses it).
-# EXTRA_RUSTFLAGS from the environment go after ours.
-BASE_RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no -Zunstable-options -Cpanic=immediate-abort -C force-unwind-tables=no -Zlocation-detail=none -C link-arg=-Wl,-z,norelro"
-
-target_flags() {
-    case "$1" in
-        mips-*|mipsel-*) echo "--cfg libc_unstable_musl_v1_2 --cfg rustix_use_experimental_asm -C relocation-model=static" ;;
-        armv7-*|arm-*) echo "--cfg libc_unstable_musl_v1_2" ;;
-    esac
-}
-
+# These flags are columns 7 and 8 of scripts/targets.tsv; cargo takes them from
+# .cargo/config.toml (or, for x86_64 musl, the environment targets.py prints).
 mkdir -p "$DIST"
-declare -A SIZE
-OVER=()
 for t in "${TARGETS[@]}"; do
     log "building $t"
     start=$(date +%s)
-    RUSTFLAGS="$BASE_RUSTFLAGS $(target_flags "$t") ${EXTRA_RUSTFLAGS:-}" \
-        cargo "+$NIGHTLY" zigbuild --release --locked --bin entropyservice --target "$t" \
-            -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
-        || die "$t: cargo zigbuild failed"
+    mapfile -t env_args < <(python3 "$ROOT/scripts/targets.py" env "$t")
+    [ "${#env_args[@]}" -ge 2 ] || die "$t: scripts/targets.py env $t printed no settings"
+    extra=()
+    if [ -n "${EXTRA_RUSTFLAGS:-}" ]; then
+        for f in $EXTRA_RUSTFLAGS; do extra+=("\"$f\""); done
+        extra=(--config "target.$t.rustflags=[$(IFS=,; echo "${extra[*]}")]")
+    fi
+    env "${env_args[@]}" cargo "+$NIGHTLY" build --release --locked --bin entropyservice --target "$t" "${extra[@]}" \
+        || die "$t: cargo build failed"
     log "$t built in $(( $(date +%s) - start )) s"
-    src=$CARGO_TARGET_DIR/$t/release/entropyservice
-    [ -f "$src" ] || die "$t: $src not produced"
-    out=$DIST/entropyservice-$t
-    rm -f "$out"
-    objcopy_strip "$src" "$out" || die "$t: llvm-objcopy --strip-all failed"
-
-    # ELF header
-    IFS='|' read -r eclass edata emach eflags <<<"$(expect_for "$t")"
-    hdr=$(readelf -h "$out") || die "$t: readelf -h failed on $out"
-    grep -q "Class:[[:space:]]*$eclass" <<<"$hdr" || die "$t: expected class $eclass: $(grep Class: <<<"$hdr")"
-    grep -q "Data:.*$edata" <<<"$hdr" || die "$t: expected $edata: $(grep Data: <<<"$hdr")"
-    grep -q "Machine:.*$emach" <<<"$hdr" || die "$t: expected machine $emach: $(grep Machine: <<<"$hdr")"
-    if [ -n "$eflags" ]; then
-        grep -q "Flags:.*$eflags" <<<"$hdr" || die "$t: expected flags '$eflags': $(grep Flags: <<<"$hdr")"
-    fi
-    # Static: no program interpreter, no shared-library dependency.
-    if readelf -lW "$out" | grep -q 'INTERP'; then
-        die "$t: has an INTERP program header (dynamically linked): $(readelf -lW "$out" | grep -A1 INTERP | tail -1)"
-    fi
-    if readelf -dW "$out" | grep -q '(NEEDED)'; then
-        die "$t: has NEEDED entries: $(readelf -dW "$out" | grep '(NEEDED)' | tr -s ' ' | tr '\n' ' ')"
-    fi
-    # Non-PIC MIPS must not contain PIC code (see -C relocation-model=static above).
-    case "$t" in
-        mips-*|mipsel-*)
-            pic=$(python3 "$ROOT/scripts/mips-pic-check.py" "$out" 2>&1) \
-                || die "$t: PIC code linked into a non-PIC binary, it would crash on \`jal\` calls: $pic"
-            ;;
-    esac
-    # Size budget
-    bytes=$(stat -c %s "$out")
-    budget=$(budget_for "$t")
-    if [ "$bytes" -gt "$budget" ]; then
-        # Keep building the other targets so one run shows every size.
-        OVER+=("$t: $bytes bytes is over its budget of $budget bytes ($(( bytes - budget )) too many; scripts/size-budget.txt)")
-    fi
-    # Smoke run
-    if [ "$SMOKE" = 1 ]; then
-        q=$(qemu_for "$t")
-        # --version, and `status` (opens /dev/random, RNDGETENTCNT, getrandom,
-        # formatting: enough libc and std to catch a broken link recipe).
-        run=("$out"); [ -n "$q" ] && run=("$q" "$out")
-        [ -z "$q" ] || command -v "$q" >/dev/null 2>&1 || die "$t: $q missing (apt-get install qemu-user-static)"
-        v=$("${run[@]}" --version 2>&1) || die "$t: '${run[*]} --version' failed ($?): $v"
-        st=$("${run[@]}" status 2>&1) || die "$t: '${run[*]} status' failed ($?): $st"
-        grep -q '^crng_ready: ' <<<"$st" || die "$t: '${run[*]} status' printed no crng_ready line: $st"
-        log "$t: --version -> $(head -1 <<<"$v"); status ok"
-    fi
-    SIZE[$t]=$bytes
+    release_strip "$CARGO_TARGET_DIR/$t/release/entropyservice" "$DIST/entropyservice-$t" \
+        || die "$t: llvm-objcopy --strip-all failed"
+    release_check "$t" "$DIST/entropyservice-$t"
 done
 
-printf '%-34s %10s %10s\n' target bytes budget
-for t in "${TARGETS[@]}"; do
-    b=$(budget_for "$t"); flag=""; [ "${SIZE[$t]}" -gt "$b" ] && flag="  OVER BUDGET"
-    printf '%-34s %10s %10s%s\n' "$t" "${SIZE[$t]}" "$b" "$flag"
-done
-if [ "${#OVER[@]}" -gt 0 ]; then
-    if [ "${CROSS_BUILD_BUDGET:-fail}" = warn ]; then
-        for o in "${OVER[@]}"; do echo "cross-build: WARNING: $o" >&2; done
-    else
-        for o in "${OVER[@]}"; do echo "cross-build: FAIL: $o" >&2; done
-        exit 1
-    fi
-fi
+release_report
 echo "cross-build: ok: ${#TARGETS[@]} static binaries in target/dist/"

@@ -102,12 +102,14 @@ fi
 # --- run ----------------------------------------------------------------------
 # Debug test builds, -Zbuild-std (MIPS is tier 3; the same for ARM keeps one
 # recipe), unwinding panics (the test harness needs them), static via zig.
-# The same cfgs as scripts/cross-build.sh (see there): 64-bit time_t in the
-# libc crate on the 32-bit musl targets; rustix's linux_raw backend and
-# non-PIC code on MIPS.
+# RUSTFLAGS: column 7 of scripts/targets.tsv, the flags every build of the
+# target needs (64-bit time_t in the libc crate on the 32-bit musl targets;
+# rustix's linux_raw backend and non-PIC code on MIPS); not column 8, the
+# release-only size flags (immediate-abort panics would end the harness).
 rustflags_for() {
-    local f="-C target-feature=+crt-static -C link-self-contained=no --cfg libc_unstable_musl_v1_2"
-    case "$1" in mips-*|mipsel-*) f="$f --cfg rustix_use_experimental_asm -C relocation-model=static" ;; esac
+    local f
+    f=$(awk -F '\t' -v t="$1" '!/^[[:space:]]*#/ && $1 == t { print $7; found = 1 } END { exit !found }' "$ROOT/scripts/targets.tsv") \
+        || die "no row for $1 in scripts/targets.tsv"
     echo "$f ${EXTRA_RUSTFLAGS:-}"
 }
 export RUSTUP_TOOLCHAIN=$NIGHTLY
