@@ -21,6 +21,7 @@ stage "cargo test (host: unit, offline, Dropbear and OpenSSH end to end)" cargo 
 stage "OpenWrt shell tests (init script, uci-defaults, feed)" tests/openwrt/run.sh
 [ "${1:-all}" = host ] && exit 0
 stage "cross builds: six static targets within budget" scripts/cross-build.sh
+stage "cross builds through cross in a container: same checks, byte-identical" scripts/cross-docker.sh
 stage "OpenWrt feed from the cross-built binaries" tests/openwrt/run.sh
 stage "unit and offline tests under qemu-user (mips, armv7)" scripts/qemu-user-test.sh
 stage "real MIPS kernel in qemu-system-mipsel" tests/vm/run.sh
