@@ -394,8 +394,12 @@ fn acl(w: &mut Writer, mode: u32) -> Result<Val, Error> {
     w.obj(T_OBJECT, &[m, user, group])
 }
 
-/// adb_w_copy: a value of `src` rewritten into `w`, children first.
-fn copy(w: &mut Writer, src: &Adb, v: Val) -> Result<Val, Error> {
+/// adb_w_copy: a value of `src` rewritten into `w`, children first
+/// (`depth` bounds nesting: pkginfo needs 3 levels).
+fn copy(w: &mut Writer, src: &Adb, v: Val, depth: u32) -> Result<Val, Error> {
+    if depth > 8 {
+        return Err(Error::msg("ADB objects nested too deep"));
+    }
     match v & 0xf000_0000 {
         0x0000_0000 | adb::T_INT => Ok(v),
         adb::T_INT32 => w.int(src.int(v)?),
@@ -405,7 +409,7 @@ fn copy(w: &mut Writer, src: &Adb, v: Val) -> Result<Val, Error> {
             let slots = src.obj(v)?;
             let mut out = Vec::with_capacity(slots.len());
             for &s in &slots[1..] {
-                out.push(copy(w, src, s)?);
+                out.push(copy(w, src, s, depth + 1)?);
             }
             // adb_w_copy keeps the slot count as it was (no trimming)
             let mut bytes = (slots.len() as u32).to_le_bytes().to_vec();
@@ -436,7 +440,7 @@ pub fn build_index(entries: &[IndexEntry], key: Option<&PrivateKey>) -> Result<V
         let slots = src.obj(info)?;
         let mut fields = vec![NULL; adb::PKGINFO.len().max(slots.len() - 1)];
         for (i, &s) in slots.iter().enumerate().skip(1) {
-            fields[i - 1] = copy(&mut w, &src, s)?;
+            fields[i - 1] = copy(&mut w, &src, s, 0)?;
         }
         fields[adb::field_no(adb::PKGINFO, "file-size") - 1] = w.int(e.file_size)?;
         fields[adb::field_no(adb::PKGINFO, "hashes") - 1] = w.blob(&Sha256::digest(e.adb))?;

@@ -99,7 +99,7 @@ pub fn check_elf(bin: &[u8], name: &str, want: (u8, u8, u16), target: &str) -> R
     let (class, data) = (bin[4], bin[5]);
     let be = data == 2;
     let u16_at = |o: usize| -> Option<u64> {
-        let b = bin.get(o..o + 2)?;
+        let b = bin.get(o..o.checked_add(2)?)?;
         Some(u64::from(if be {
             u16::from_be_bytes([b[0], b[1]])
         } else {
@@ -107,7 +107,7 @@ pub fn check_elf(bin: &[u8], name: &str, want: (u8, u8, u16), target: &str) -> R
         }))
     };
     let u32_at = |o: usize| -> Option<u64> {
-        let b: [u8; 4] = bin.get(o..o + 4)?.try_into().ok()?;
+        let b: [u8; 4] = bin.get(o..o.checked_add(4)?)?.try_into().ok()?;
         Some(u64::from(if be {
             u32::from_be_bytes(b)
         } else {
@@ -115,7 +115,7 @@ pub fn check_elf(bin: &[u8], name: &str, want: (u8, u8, u16), target: &str) -> R
         }))
     };
     let u64_at = |o: usize| -> Option<u64> {
-        let b: [u8; 8] = bin.get(o..o + 8)?.try_into().ok()?;
+        let b: [u8; 8] = bin.get(o..o.checked_add(8)?)?.try_into().ok()?;
         Some(if be {
             u64::from_be_bytes(b)
         } else {
@@ -144,7 +144,11 @@ pub fn check_elf(bin: &[u8], name: &str, want: (u8, u8, u16), target: &str) -> R
         )
     };
     for i in 0..phnum {
-        let ph = usize::try_from(phoff + i * phentsize).map_err(|_| trunc())?;
+        let ph = i
+            .checked_mul(phentsize)
+            .and_then(|o| o.checked_add(phoff))
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or_else(trunc)?;
         let p_type = u32_at(ph).ok_or_else(trunc)?;
         if p_type == 3 {
             return Err(Error::msg(format!(
@@ -163,15 +167,12 @@ pub fn check_elf(bin: &[u8], name: &str, want: (u8, u8, u16), target: &str) -> R
                     u32_at(ph + 16).ok_or_else(trunc)?,
                 )
             };
-            let ent = if class == 2 { 16 } else { 8 };
+            let ent: u64 = if class == 2 { 16 } else { 8 };
+            let end = off.checked_add(size).ok_or_else(trunc)?;
             let mut o = off;
-            while o + ent <= off + size {
-                let tag = if class == 2 {
-                    u64_at(o as usize)
-                } else {
-                    u32_at(o as usize)
-                }
-                .ok_or_else(trunc)?;
+            while o.checked_add(ent).is_some_and(|e| e <= end) {
+                let at = usize::try_from(o).map_err(|_| trunc())?;
+                let tag = if class == 2 { u64_at(at) } else { u32_at(at) }.ok_or_else(trunc)?;
                 if tag == 0 {
                     break;
                 }

@@ -585,3 +585,59 @@ fn feed_refuses_wrong_binaries_and_keeps_the_old_feed() {
     );
     let _ = fs::remove_dir_all(&d);
 }
+
+#[test]
+fn elf_check_finds_dt_needed_and_survives_garbage() {
+    // ELF64 LE x86-64 with one PT_DYNAMIC (2) whose section holds DT_NEEDED (1)
+    let mut b = vec![0u8; 512];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = 2;
+    b[5] = 1;
+    b[18..20].copy_from_slice(&62u16.to_le_bytes());
+    b[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    b[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    b[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    b[64..68].copy_from_slice(&2u32.to_le_bytes()); // PT_DYNAMIC
+    b[72..80].copy_from_slice(&256u64.to_le_bytes()); // p_offset
+    b[96..104].copy_from_slice(&32u64.to_le_bytes()); // p_filesz
+    b[256..264].copy_from_slice(&1u64.to_le_bytes()); // DT_NEEDED
+    let e = feed::check_elf(&b, "x", (2, 1, 62), "t").unwrap_err();
+    assert_eq!(e.0, "x needs shared libraries: not a static binary");
+    // a static-pie style PT_DYNAMIC without DT_NEEDED is fine
+    b[256..264].copy_from_slice(&0u64.to_le_bytes());
+    feed::check_elf(&b, "x", (2, 1, 62), "t").expect("no DT_NEEDED: static");
+    // absurd offsets are an error, not a crash
+    b[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(feed::check_elf(&b, "x", (2, 1, 62), "t")
+        .unwrap_err()
+        .0
+        .contains("truncated"));
+    b[32..40].copy_from_slice(&64u64.to_le_bytes());
+    b[72..80].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(feed::check_elf(&b, "x", (2, 1, 62), "t")
+        .unwrap_err()
+        .0
+        .contains("truncated"));
+    assert!(feed::check_elf(b"\x7fELF", "x", (2, 1, 62), "t")
+        .unwrap_err()
+        .0
+        .contains("not an ELF"));
+}
+
+#[test]
+fn reader_survives_damaged_files() {
+    let v = vectors().join("apk-v3");
+    let good = plain(&read(&v.join("esvector-1.0-r1.apk")));
+    // every truncation and every single-byte change: an error or a parse, never a panic
+    for n in 0..good.len() {
+        let _ = apk::read_package(&good[..n], Some(&vector_pub()));
+        let _ = apk::dump(&good[..n], &[]);
+    }
+    for i in (0..good.len()).step_by(3) {
+        let mut d = good.clone();
+        d[i] ^= 0xff;
+        let _ = apk::read_package(&d, None);
+        let _ = apk::dump(&d, &[]);
+        let _ = apk::read_index(&d, None);
+    }
+}
