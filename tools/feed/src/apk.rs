@@ -57,14 +57,32 @@ impl PrivateKey {
         })
     }
 
-    /// SEC1 `EC PRIVATE KEY` PEM, as `openssl ecparam -name prime256v1
-    /// -genkey -noout` writes it.
+    /// SEC1 `EC PRIVATE KEY` PEM with the curve named, byte for byte as
+    /// `openssl ecparam -name prime256v1 -genkey -noout` writes it (OpenSSL,
+    /// hence apk, cannot load one without the curve parameters).
     pub fn to_pem(&self) -> Result<String, Error> {
-        let secret = p256::SecretKey::from(self.key.clone());
-        secret
-            .to_sec1_pem(LineEnding::LF)
-            .map(|s| s.to_string())
-            .map_err(|_| Error::msg("cannot encode the private key"))
+        use base64::Engine;
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let mut der = vec![0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20];
+        der.extend_from_slice(&self.key.to_bytes());
+        // [0] { OID 1.2.840.10045.3.1.7 (prime256v1) }
+        der.extend_from_slice(&[
+            0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+        ]);
+        // [1] { BIT STRING, no unused bits, uncompressed point }
+        der.extend_from_slice(&[0xa1, 0x44, 0x03, 0x42, 0x00]);
+        der.extend_from_slice(point.as_bytes());
+        if der.len() != 0x79 {
+            return Err(Error::msg("cannot encode the private key"));
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let mut out = String::from("-----BEGIN EC PRIVATE KEY-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END EC PRIVATE KEY-----\n");
+        Ok(out)
     }
 
     pub fn public(&self) -> PublicKey {

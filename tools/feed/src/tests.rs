@@ -111,9 +111,13 @@ fn vector_pub() -> apk::PublicKey {
 fn apk_key_id_is_the_one_apk_writes() {
     let k = vector_pub();
     assert_eq!(adb::hex(&k.key_id()), "0ce1dbdbdf2857daed6667eaf70871b0");
-    let sk = apk::PrivateKey::from_pem(&text(&vectors().join("apk-v3/test-signing-key.pem")))
-        .expect("vector private key");
+    let pem = text(&vectors().join("apk-v3/test-signing-key.pem"));
+    let sk = apk::PrivateKey::from_pem(&pem).expect("vector private key");
     assert_eq!(sk.public().key_id(), k.key_id());
+    // written back exactly as openssl ecparam wrote it (curve named: OpenSSL needs it)
+    assert_eq!(sk.to_pem().unwrap(), pem);
+    let public = text(&vectors().join("apk-v3/test-signing-key.pub.pem"));
+    assert_eq!(sk.public().to_pem().unwrap(), public);
 }
 
 #[test]
