@@ -645,3 +645,83 @@ fn reader_survives_damaged_files() {
         let _ = apk::read_index(&d, None);
     }
 }
+
+#[test]
+fn written_packages_and_indexes_parse_back_to_their_input() {
+    let key = apk::PrivateKey::from_random(&[11u8; 32]).unwrap();
+    let tree = vector_tree();
+    let info = vector_info();
+    let built =
+        apk::build_package(&info, &tree, &vector_scripts(), 1767225600, Some(&key)).unwrap();
+    let pkg = apk::read_package(&built.file, Some(&key.public())).unwrap();
+    let mut want: Vec<(String, u32, Vec<u8>)> = tree
+        .iter()
+        .map(|f| (f.path.clone(), f.mode, f.data.clone()))
+        .collect();
+    let mut got: Vec<(String, u32, Vec<u8>)> = pkg
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.mode, f.data.clone()))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(pkg
+        .files
+        .iter()
+        .all(|f| f.user == "root" && f.group == "root" && f.mtime == 1767225600));
+    let field = |k: &str| {
+        pkg.fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("name"), info.name);
+    assert_eq!(field("version"), info.version);
+    assert_eq!(field("description"), info.description);
+    assert_eq!(field("arch"), info.arch);
+    assert_eq!(field("maintainer"), info.maintainer);
+    assert_eq!(field("depends"), "libc");
+    assert_eq!(
+        field("installed-size"),
+        tree.iter().map(|f| f.data.len()).sum::<usize>().to_string()
+    );
+    let scripts: Vec<(String, String)> = vector_scripts()
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t))
+        .collect();
+    assert_eq!(pkg.scripts, scripts);
+    let idx = apk::build_index(
+        &[apk::IndexEntry {
+            adb: &built.adb,
+            file_size: built.file.len() as u64,
+        }],
+        Some(&key),
+    )
+    .unwrap();
+    let entries = apk::read_index(&idx, Some(&key.public())).unwrap();
+    assert_eq!(entries.len(), 1);
+    let get = |k: &str| {
+        entries[0]
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(get("file-size"), built.file.len().to_string());
+    assert_eq!(get("hashes"), adb::hex(&Sha256::digest(&built.adb)));
+    for k in [
+        "name",
+        "version",
+        "description",
+        "arch",
+        "license",
+        "origin",
+        "maintainer",
+        "url",
+        "depends",
+    ] {
+        assert_eq!(get(k), field(k), "{k}");
+    }
+}
