@@ -18,11 +18,14 @@ stage() {
 }
 
 stage "cargo test (host: unit, offline, Dropbear and OpenSSH end to end)" cargo test --locked
+stage "feed tool (es-feed): clippy, and tests against the real usign and apk 3 vectors in ../shared/vectors" \
+  sh -c 'cargo clippy --locked -p es-feed --all-targets -- -D warnings && cargo test --locked -p es-feed'
 stage "OpenWrt shell tests (init script, uci-defaults, feed)" tests/openwrt/run.sh
 [ "${1:-all}" = host ] && exit 0
 stage "cross builds: six static targets within budget" scripts/cross-build.sh
 stage "cross builds through cross in a container: same checks, byte-identical" scripts/cross-docker.sh
-stage "OpenWrt feed from the cross-built binaries" tests/openwrt/run.sh
+stage "OpenWrt feeds (opkg + apk v3) from the cross-built binaries, throwaway keys, checked by es-feed" \
+  sh tests/openwrt/test_feed.sh dist
 stage "unit and offline tests under qemu-user (mips, armv7)" scripts/qemu-user-test.sh
 stage "real MIPS kernel in qemu-system-mipsel" tests/vm/run.sh
 stage "fuzz every outside-data parser (${FUZZ_SECONDS:-60} s each)" scripts/fuzz.sh
