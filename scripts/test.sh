@@ -22,6 +22,7 @@ stage "OpenWrt shell tests (init script, uci-defaults, feed)" tests/openwrt/run.
 [ "${1:-all}" = host ] && exit 0
 stage "cross builds: six static targets within budget" scripts/cross-build.sh
 stage "OpenWrt feed from the cross-built binaries" tests/openwrt/run.sh
+stage "Debian package and systemd units under a real systemd (container)" tests/systemd/run.sh
 stage "unit and offline tests under qemu-user (mips, armv7)" scripts/qemu-user-test.sh
 stage "real MIPS kernel in qemu-system-mipsel" tests/vm/run.sh
 stage "fuzz every outside-data parser (${FUZZ_SECONDS:-60} s each)" scripts/fuzz.sh
