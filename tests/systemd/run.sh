@@ -55,6 +55,21 @@ TARGET=x86_64-unknown-linux-musl
 [ -x target/dist/entropyservice-$TARGET ] || scripts/cross-build.sh "$TARGET"
 DEB=$(dist/debian/build-deb.sh "$TARGET")
 [ -f "$DEB" ] || die "build-deb.sh made no package"
+# arm64 is built as well when the cross build left its binary (CI's earlier
+# stage does); only its metadata and ELF machine can be checked here.
+if [ -x target/dist/entropyservice-aarch64-unknown-linux-musl ]; then
+    ARM=$(dist/debian/build-deb.sh aarch64-unknown-linux-musl)
+    [ "$(dpkg-deb -f "$ARM" Architecture)" = arm64 ] || die "$ARM is not Architecture: arm64"
+    x=$(mktemp -d)
+    dpkg-deb -x "$ARM" "$x"
+    elf=$(od -An -tx1 -N20 "$x/usr/bin/entropyservice" | tr -d ' \n')
+    rm -rf "$x"
+    # ELF, 64-bit, little-endian, e_machine 183 (AArch64)
+    case "$elf" in 7f454c46020101*b700) ;; *) die "$ARM does not hold an aarch64 ELF binary ($elf)" ;; esac
+    log "ok: $(basename "$ARM"): $(stat -c %s "$ARM") bytes, aarch64 binary"
+else
+    log "no target/dist/entropyservice-aarch64-unknown-linux-musl: amd64 package only"
+fi
 DEB_BYTES=$(stat -c %s "$DEB")
 log "package $(basename "$DEB"): $DEB_BYTES bytes"
 dpkg-deb --contents "$DEB" | grep ' \./usr/bin/entropyservice$' >/dev/null || die "the package has no /usr/bin/entropyservice"
@@ -171,17 +186,21 @@ wait_for 10 'grep -q ":08AE 00000000:0000 0A" /proc/net/tcp' \
     || die "dropbear does not listen on 127.0.0.1:2222"
 
 # --- a client instance --------------------------------------------------------
+# A second server (the same one) in OPTIONS: a value with spaces inside
+# single quotes stays one argument when systemd splits $OPTIONS.
 docker exec -i "$C" sh -c 'cat >/etc/entropyservice/vm1.conf' <<EOF
 SERVER=entropy@127.0.0.1
 PORT=2222
 HOST_KEY="$HOST_KEY"
-OPTIONS="--interval 1h --get-bytes 64"
+OPTIONS="--interval 1h --get-bytes 64 --server 'host=127.0.0.1,port=2222,user=entropy,key=/etc/entropyservice/id_client,host-key=$HOST_KEY'"
 EOF
 ct systemctl enable --quiet --now entropyservice@vm1.service
 wait_for 30 'grep -qx "bytes_received: 64" /run/entropyservice/vm1/status' || {
     ct journalctl -u entropyservice@vm1 --no-pager >&2 || true
     die "entropyservice@vm1 did not fetch 64 bytes within 30 s"
 }
+ct journalctl -u entropyservice@vm1 -o cat | grep -qx 'info: starting in topup mode with 2 server(s)' \
+    || die "entropyservice@vm1 did not get both servers from /etc/entropyservice/vm1.conf"
 st=$(ct entropyservice status --status-file /run/entropyservice/vm1/status) \
     || die "entropyservice status failed"
 echo "$st" | grep -q 'entropy@127.0.0.1' || { echo "$st" >&2; die "entropyservice status does not name the server"; }
