@@ -332,6 +332,22 @@ echo "$CHAIN" >&2
 wait_for 30 'grep -qx "bytes_received: 64" /run/entropyservice/vm1/status' || die "entropyservice@vm1 did not fetch after the reboot"
 pass "reboot: seed saved at shutdown, credited at boot ${seed_done} us < sysinit.target ${sysinit} us, replaced; client fetched again"
 
+# --- remove, install again -------------------------------------------------------
+out=$(ct dpkg -r entropyservice 2>&1) || { echo "$out" >&2; die "dpkg -r failed"; }
+ct sh -c '! [ -e /usr/bin/entropyservice ] && ! [ -e /lib/systemd/system/entropyservice@.service ]' \
+    || die "dpkg -r left the binary or the units"
+n=$(ct sh -c 'u=$(id -u entropyservice); n=0; for p in /proc/[0-9]*; do [ "$(stat -c %u "$p" 2>/dev/null)" = "$u" ] && n=$((n + 1)); done; echo $n')
+[ "$n" = 0 ] || die "$n processes of the entropyservice user run after dpkg -r"
+ct test -s /etc/entropyservice/id_client || die "dpkg -r removed the client key"
+ct test -s /etc/entropyservice/vm1.conf || die "dpkg -r removed /etc/entropyservice/vm1.conf"
+ct test -s "$SEED" || die "dpkg -r removed the seed"
+KEYSUM=$(ct sha256sum /etc/entropyservice/id_client)
+out=$(ct dpkg -i /mnt/entropyservice.deb 2>&1) || { echo "$out" >&2; die "dpkg -i after dpkg -r failed"; }
+[ "$(ct sha256sum /etc/entropyservice/id_client)" = "$KEYSUM" ] || die "install after remove replaced the client key"
+[ "$(ct systemctl is-enabled entropyservice-seed.service)" = enabled ] || die "the seed unit is not enabled after remove and install"
+[ "$(ct systemctl is-active entropyservice-seed.service)" = active ] || die "the seed unit is not active after remove and install"
+pass "dpkg -r keeps key, configuration and seed and stops everything; install again enables the seed unit"
+
 # --- purge --------------------------------------------------------------------
 sh_in 'systemctl disable --quiet --now es-test-dropbear; rm /etc/systemd/system/es-test-dropbear.service
 systemctl daemon-reload
