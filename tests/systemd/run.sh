@@ -17,14 +17,17 @@
 # There is no D-Bus in the container (see the Dockerfile).
 #
 # Checks: systemd-analyze verify of both units; install (user, key, seed unit
-# enabled and run); a client instance fetches over SSH with the pinned key,
-# runs unprivileged with only CAP_SYS_ADMIN, and shows in `entropyservice
-# status`; a wrong host key is an error in the journal and stops the
-# instance; journal priorities (info 6, errors 3); systemd-analyze security
+# enabled and run); a client instance (with a failover server quoted in
+# OPTIONS) fetches over SSH with the pinned key, runs unprivileged with only
+# CAP_SYS_ADMIN, and shows in `entropyservice status`; a wrong host key is
+# refused with a warning and nothing is fetched; a missing key file and an
+# unknown option are errors that stop the instance without restarts; journal
+# priorities (errors 3, warnings 4, info 6); systemd-analyze security
 # exposure of the client; the push recipe (server | ssh root@vm, sink as the
 # forced command); a reinstall keeps an edited conffile and the key; a reboot
-# saves the seed at shutdown, loads it before sysinit.target and credits it;
-# dpkg --purge leaves nothing behind. Every check fails the run.
+# saves the seed at shutdown, loads and credits it before sysinit.target;
+# dpkg -r keeps key, configuration and seed; dpkg --purge leaves nothing
+# behind. Every check fails the run.
 #
 #   tests/systemd/run.sh
 #
@@ -248,8 +251,25 @@ sleep 2
 [ "$(ct systemctl show -p NRestarts --value entropyservice@nokey.service)" = 0 ] \
     || die "entropyservice@nokey was restarted"
 ct systemctl reset-failed entropyservice@nokey.service
-ct rm /etc/entropyservice/bad.conf /etc/entropyservice/nokey.conf
-pass "wrong host key: refused (warning), nothing fetched; missing key: exit 66 (error), not restarted"
+# A bad option: an error (exit 64), not restarted either.
+docker exec -i "$C" sh -c 'cat >/etc/entropyservice/badopt.conf' <<EOF
+SERVER=entropy@127.0.0.1
+HOST_KEY="$HOST_KEY"
+OPTIONS="--no-such-option"
+EOF
+ct systemctl start entropyservice@badopt.service 2>/dev/null || true
+wait_for 30 '[ "$(systemctl show -p ExecMainStatus --value entropyservice@badopt.service)" = 64 ]' || {
+    ct journalctl -u entropyservice@badopt --no-pager >&2 || true
+    die "entropyservice@badopt did not exit 64 (unknown option)"
+}
+sleep 2
+[ "$(ct systemctl show -p NRestarts --value entropyservice@badopt.service)" = 0 ] \
+    || die "entropyservice@badopt was restarted"
+ct journalctl -u entropyservice@badopt -p 3..3 -o cat | grep -q '^error: .*--no-such-option' \
+    || die "the unknown option is not in the journal at priority err"
+ct systemctl reset-failed entropyservice@badopt.service
+ct rm /etc/entropyservice/bad.conf /etc/entropyservice/nokey.conf /etc/entropyservice/badopt.conf
+pass "wrong host key: refused (warning), nothing fetched; missing key (66) and unknown option (64): errors, not restarted"
 
 # --- journal priorities -------------------------------------------------------
 # The clients' and seed unit's stderr (_TRANSPORT=stdout); the server's audit
