@@ -26,6 +26,7 @@ stage "cross builds: six static targets within budget" scripts/cross-build.sh
 stage "cross builds through cross in a container: same checks, byte-identical" scripts/cross-docker.sh
 stage "OpenWrt feeds (opkg + apk v3) from the cross-built binaries, throwaway keys, checked by es-feed" \
   sh tests/openwrt/test_feed.sh dist
+stage "Debian package and systemd units under a real systemd (container)" tests/systemd/run.sh
 stage "unit and offline tests under qemu-user (mips, armv7)" scripts/qemu-user-test.sh
 stage "real MIPS kernel in qemu-system-mipsel" tests/vm/run.sh
 stage "fuzz every outside-data parser (${FUZZ_SECONDS:-60} s each)" scripts/fuzz.sh

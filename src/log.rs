@@ -1,11 +1,39 @@
 //! Log lines on stderr, one per event, `LEVEL: message`: procd hands them to
 //! logd and systemd to the journal, both of which add the time and the tag.
+//! When stderr is the journal's stream (systemd sets JOURNAL_STREAM to its
+//! `DEV:INODE`), each line starts with sd-daemon's `<N>` so the journal files
+//! errors as errors (3), warnings as 4 and the rest as info (6).
 
 use core::sync::atomic::{AtomicU8, Ordering};
 use std::io::Write;
 
 /// 0 = not read yet, then 1 error, 2 warning, 3 info (and debug).
 static LEVEL: AtomicU8 = AtomicU8::new(0);
+/// 0 = not checked yet, 1 = plain lines, 2 = stderr is the journal.
+static JOURNAL: AtomicU8 = AtomicU8::new(0);
+
+/// Whether `fd` is the stream named by JOURNAL_STREAM (`DEV:INODE`, decimal).
+fn is_journal_stream(var: Option<&str>, fd: impl rustix::fd::AsFd) -> bool {
+    let Some((dev, ino)) = var.and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    match rustix::fs::fstat(fd) {
+        // st_dev and st_ino are not u64 on every target.
+        #[allow(clippy::unnecessary_cast)]
+        Ok(st) => dev.parse() == Ok(st.st_dev as u64) && ino.parse() == Ok(st.st_ino as u64),
+        Err(_) => false,
+    }
+}
+
+fn to_journal() -> bool {
+    let mut j = JOURNAL.load(Ordering::Relaxed);
+    if j == 0 {
+        let var = std::env::var("JOURNAL_STREAM").ok();
+        j = 1 + is_journal_stream(var.as_deref(), std::io::stderr()) as u8;
+        JOURNAL.store(j, Ordering::Relaxed);
+    }
+    j == 2
+}
 
 /// The level from ENTROPYSERVICE_LOG (`error`, `warn`/`warning`, `info`,
 /// `debug`); info when unset or unknown.
@@ -32,6 +60,9 @@ fn line(level: &str, parts: &[&str]) {
         return;
     }
     let mut s = String::with_capacity(128);
+    if to_journal() {
+        s.push_str(["<3>", "<4>", "<6>"][rank as usize - 1]);
+    }
     s.push_str(level);
     for p in parts {
         s.push_str(p);
@@ -138,6 +169,22 @@ mod tests {
         let n = sock.recv(&mut buf).unwrap();
         let want = format!("<36>entropyservice[{}]: a b", std::process::id());
         assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), want);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn journal_stream_is_matched_by_device_and_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::env::temp_dir().join(format!("es-journal-{}", std::process::id()));
+        let f = std::fs::File::create(&path).unwrap();
+        let m = f.metadata().unwrap();
+        let same = format!("{}:{}", m.dev(), m.ino());
+        let other = format!("{}:{}", m.dev(), m.ino() + 1);
+        assert!(super::is_journal_stream(Some(&same), &f));
+        assert!(!super::is_journal_stream(Some(&other), &f));
+        assert!(!super::is_journal_stream(Some("garbage"), &f));
+        assert!(!super::is_journal_stream(Some(""), &f));
+        assert!(!super::is_journal_stream(None, &f));
         let _ = std::fs::remove_file(&path);
     }
 

@@ -18,10 +18,8 @@ fn main() -> ExitCode {
                 print!("{}", early.output);
                 ExitCode::SUCCESS
             } else {
-                eprint!("error: {}", early.output);
-                if !early.output.ends_with('\n') {
-                    eprintln!();
-                }
+                // Through the logger, so the journal files it as an error.
+                log::error(early.output.trim_end());
                 ExitCode::from(Status::Usage as u8)
             };
         }
