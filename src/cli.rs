@@ -46,6 +46,9 @@ pub struct Server {
     /// longest session, e.g. 30s, 10m (default 1h)
     #[argh(option, default = "String::from(\"1h\")")]
     pub max_time: String,
+    /// end a session whose client takes no byte for this long (default 10m)
+    #[argh(option, default = "String::from(\"10m\")")]
+    pub write_timeout: String,
     /// client name used for session caps and the audit log (default "default")
     #[argh(option, default = "String::from(\"default\")")]
     pub client: String,

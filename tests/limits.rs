@@ -1045,3 +1045,118 @@ fn auto_source_drops_a_failing_hwrng() {
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Sessions end on time whatever the client does
+
+/// A session whose reader stops reading (stdout is a pipe nobody drains,
+/// like a zero SSH window): the write blocks, and `--max-time`, or
+/// `--write-timeout` when it comes first, still ends it with status 0, its
+/// slot freed and the reason in the audit log. (The exact timing is tested
+/// in-process with a fake clock; here: it ends at all, and why.)
+#[test]
+fn a_reader_that_stops_reading_cannot_outlast_the_deadlines() {
+    for (args, reason) in [
+        (["--max-time", "2s"], "max-time reached"),
+        (["--write-timeout", "1s"], "client stopped reading"),
+    ] {
+        let dir = TempDir::new("stopread");
+        let locks = dir.s("locks");
+        let log = dir.join("audit");
+        let mut a = vec![
+            "--lock-dir",
+            &locks,
+            "--max-sessions",
+            "1",
+            "--audit-file",
+            log.to_str().unwrap(),
+        ];
+        a.extend(args);
+        let mut child = Killed(
+            direct(&a, "", None)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        // Hold the read end and never read from it.
+        let _unread = child.0.stdout.take();
+        let pid = child.0.id();
+        wait_for("the session to end", Duration::from_secs(30), || {
+            exited(pid)
+        });
+        let o = wait_limit(&mut child.0, Duration::from_secs(5));
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert_eq!(held_slots(&dir.join("locks/client-default")), 0);
+        let events = audit(&log);
+        let end = events.iter().find(|e| e.what == "end").unwrap();
+        assert!(end.line.contains(reason), "{args:?}: {}", end.line);
+        // It wrote what the pipe took (64 KiB by default), then blocked.
+        let bytes: u64 = end
+            .line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("bytes="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=1 << 20).contains(&bytes), "{}", end.line);
+    }
+}
+
+/// The attack over real SSH: a client streams into a pipe it never reads,
+/// holding the only slot of `--max-total-sessions 1`. `--max-time 3s` ends
+/// that session although its write is blocked, and the next client is
+/// served.
+fn stalled_client_is_cut_off_at_max_time(flavor: Flavor) {
+    let dir = TempDir::new("stallssh");
+    let srv = SshServer::start(flavor, "");
+    let key = srv.client_key(&dir, "id");
+    let (locks, log) = (dir.s("locks"), dir.join("audit"));
+    srv.set_authorized_keys(&forced_line(
+        &server_command(&format!(
+            "--max-total-sessions 1 --max-time 3s --lock-dir {locks} --audit-file {}",
+            log.display()
+        )),
+        &key,
+    ));
+    let home = pinned_home(&srv, &dir);
+    let mut hog = Killed(
+        ssh(&srv, &key, &home, "127.0.0.1", None, "cat /dev/random")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _unread = hog.0.stdout.take();
+    wait_for("the first session", Duration::from_secs(20), || {
+        held_slots(&Path::new(&locks).join("all")) == 1
+    });
+    // While it holds the slot, a second client is refused (75).
+    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 16"));
+    r.code(75);
+    wait_for(
+        "the stalled session to end",
+        Duration::from_secs(30),
+        || held_slots(&Path::new(&locks).join("all")) == 0,
+    );
+    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 16"));
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 16);
+    let events = audit(&log);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.what == "end" && e.line.contains("max-time reached")),
+        "no max-time end line"
+    );
+}
+
+#[test]
+fn stalled_client_is_cut_off_at_max_time_dropbear() {
+    stalled_client_is_cut_off_at_max_time(Flavor::Dropbear);
+}
+
+#[test]
+fn stalled_client_is_cut_off_at_max_time_openssh() {
+    stalled_client_is_cut_off_at_max_time(Flavor::OpenSsh);
+}
