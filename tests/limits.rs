@@ -1160,3 +1160,40 @@ fn stalled_client_is_cut_off_at_max_time_dropbear() {
 fn stalled_client_is_cut_off_at_max_time_openssh() {
     stalled_client_is_cut_off_at_max_time(Flavor::OpenSsh);
 }
+
+// ---------------------------------------------------------------------------
+// Client arguments that would hammer a server
+
+/// `--interval 0` would run SSH sessions back to back and `-p 0` names no
+/// port: both are refused with one line and status 64, before any session.
+#[test]
+fn zero_interval_and_zero_port_are_refused() {
+    let dir = TempDir::new("zero");
+    for args in [
+        &["--interval", "0", "127.0.0.1"][..],
+        &["--interval", "0s", "127.0.0.1"],
+        &["--interval", "0ms", "127.0.0.1"],
+        &["-p", "0", "127.0.0.1"],
+        &["--port", "0", "127.0.0.1"],
+    ] {
+        let r = run_limit(
+            Command::new(bin())
+                .arg("client")
+                .args(["--status-file", &dir.s("status"), "--host-key"])
+                .arg("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0f2J1RkV3dRs0bMJNL0t1gX3jR3mvkbl2vA2X8oMS9")
+                .args(args)
+                .stdin(Stdio::null()),
+            Duration::from_secs(10),
+        );
+        refused(
+            &r,
+            64,
+            if args[0] == "--interval" {
+                "--interval 0"
+            } else {
+                "-p 0"
+            },
+        );
+        assert!(!dir.join("status").exists(), "{args:?} started a session");
+    }
+}
