@@ -144,10 +144,10 @@ pub fn run(a: &cli::Server) -> Result<()> {
     let conn = std::env::var("SSH_CONNECTION")
         .or_else(|_| std::env::var("SSH_CLIENT"))
         .ok();
-    let peer = conn.as_deref().and_then(parse::peer_address);
+    let peer = conn.as_deref().and_then(parse::peer);
     let mut audit = Audit {
         client: &a.client,
-        peer: match (peer, &conn) {
+        peer: match (&peer, &conn) {
             (Some(p), _) => {
                 let mut s = String::new();
                 crate::error::push_display(&mut s, p);
@@ -163,7 +163,7 @@ pub fn run(a: &cli::Server) -> Result<()> {
     let result = session(
         a,
         &raw_request,
-        peer,
+        peer.as_ref(),
         conn.is_some(),
         allow.as_deref(),
         (max_time, write_timeout),
@@ -206,7 +206,7 @@ fn take_slot(dir: &str, cap: u32, refusal: impl FnOnce() -> String) -> Result<li
 }
 
 fn check_peer(
-    peer: Option<core::net::IpAddr>,
+    peer: Option<&parse::Peer>,
     have_conn: bool,
     allow: &[parse::Cidr],
     audit: &Audit<'_>,
@@ -226,7 +226,7 @@ fn check_peer(
             ]),
         ));
     };
-    if allow.iter().any(|c| c.contains(p)) {
+    if allow.iter().any(|c| c.admits(p)) {
         return Ok(());
     }
     Err(Error::new(
@@ -243,7 +243,7 @@ fn check_peer(
 fn session(
     a: &cli::Server,
     raw_request: &str,
-    peer: Option<core::net::IpAddr>,
+    peer: Option<&parse::Peer>,
     have_conn: bool,
     allow: Option<&[parse::Cidr]>,
     (max_time, write_timeout): (u64, u64),

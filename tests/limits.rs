@@ -618,6 +618,19 @@ fn allow_from_checks_the_environment() {
     ok("10.200.1.1 40000 10.0.0.1 22");
     ok("::ffff:10.1.2.3 40000 ::ffff:10.0.0.1 22");
     ok("2001:db8:1::5 40000 2001:db8::1 22");
+    // Link-local peers carry their zone: any zone for a network without one,
+    // only that zone for `ADDR%ZONE/PREFIX`.
+    let ll = ["--allow-from", "fe80::/10"];
+    let r = direct_run(&ll, "get 16", Some("fe80::1%eth0 40000 fe80::2%eth0 22"));
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 16);
+    let wan = ["--allow-from", "fe80::%wan/64"];
+    direct_run(&wan, "get 16", Some("fe80::1%wan 1 fe80::2%wan 22")).ok();
+    refused(
+        &direct_run(&wan, "get 16", Some("fe80::1%lan 1 fe80::2%lan 22")),
+        77,
+        "fe80::1%lan is not in --allow-from",
+    );
     // SSH_CLIENT (`ADDR PORT LPORT`) when SSH_CONNECTION is absent.
     let r = run_limit(
         direct(&allow, "get 16", None).env("SSH_CLIENT", "127.0.0.2 40000 22"),
@@ -631,6 +644,8 @@ fn allow_from_checks_the_environment() {
         ),
         ("::1 40000 ::1 22", "::1 is not in --allow-from"),
         ("2001:db9::1 1 2 3", "2001:db9::1 is not in"),
+        ("fe80::1%eth0 1 2 3", "fe80::1%eth0 is not in"),
+        ("fe80::1%eth0/8 1 2 3", "SSH_CONNECTION is malformed"),
         ("garbage", "SSH_CONNECTION is malformed"),
         ("127.0.0.2", "SSH_CONNECTION is malformed"),
         ("", "SSH_CONNECTION is malformed"),
@@ -1196,4 +1211,84 @@ fn zero_interval_and_zero_port_are_refused() {
         );
         assert!(!dir.join("status").exists(), "{args:?} started a session");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Link-local IPv6 peers
+
+/// A link-local peer over real Dropbear: in a private network namespace a
+/// veth pair carries fe80::1 on es0; the client (dbclient, then OpenSSH's
+/// ssh) connects to `fe80::1%es0`, and the server sees SSH_CONNECTION
+/// `fe80::1%es0 ...`. `--allow-from fe80::%es0/64` admits it (the audit
+/// line names the peer with its zone); a network on another zone refuses it
+/// with 77. Real: dropbear, dbclient, ssh, the kernel's IPv6 scoping; the
+/// namespace keeps the addresses and port 2222 away from the host.
+#[test]
+fn link_local_peer_with_a_zone_over_real_dropbear() {
+    need_root();
+    let dir = TempDir::new("linklocal");
+    let host = dropbear_key(&dir, "host", "ed25519");
+    let db = dropbear_key(&dir, "id_db", "ed25519");
+    let os = openssh_key(&dir, "id_os", "ed25519");
+    std::fs::create_dir(dir.join("ssh")).unwrap();
+    let log = dir.s("audit");
+    let keys = |allow: &str| {
+        let cmd = server_command(&format!("--allow-from {allow} --audit-file {log}"));
+        let text = forced_line(&cmd, &db) + &forced_line(&cmd, &os);
+        std::fs::write(dir.join("ssh/authorized_keys"), text).unwrap();
+    };
+    let session = |ssh: &str, key: &Keypair| {
+        let script = format!(
+            "set -e
+             ip link set lo up
+             ip link add es0 type veth peer name es1
+             ip link set es0 up; ip link set es1 up
+             ip -6 addr add fe80::1/64 dev es0 nodad
+             mount --bind {ssh_dir} /root/.ssh
+             if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi
+             {dropbear} -F -E -s -p 2222 -r {host} -P {dir}/pid >{dir}/dropbear.log 2>&1 &
+             for i in $(seq 100); do [ -e {dir}/pid ] && break; sleep 0.05; done
+             set +e
+             {bin} client --once 64 --ssh {ssh} -p 2222 -i {key} --host-key \"$HK\" \
+                 --status-file {dir}/status --seed-dir {dir}/seed 'root@fe80::1%es0'
+             rc=$?
+             kill $! 2>/dev/null; rm -f {dir}/pid
+             exit $rc",
+            ssh_dir = dir.join("ssh").display(),
+            dropbear = need("dropbear").display(),
+            host = host.private.display(),
+            dir = dir.join("").display(),
+            bin = bin(),
+            ssh = need(ssh).display(),
+            key = key.private.display(),
+        );
+        run_limit(
+            Command::new(need("unshare"))
+                .args(["-n", "-m", "--propagation", "private", "sh", "-c", &script])
+                .env("HK", host.type_and_key())
+                .stdin(Stdio::null()),
+            Duration::from_secs(60),
+        )
+    };
+    keys("fe80::%es0/64");
+    for (ssh, key) in [("dbclient", &db), ("ssh", &os)] {
+        session(ssh, key)
+            .ok()
+            .stdout_has("received 64 bytes from root@fe80::1%es0:2222");
+    }
+    let events = audit(Path::new(&log));
+    let starts: Vec<&Event> = events.iter().filter(|e| e.what == "start").collect();
+    assert_eq!(starts.len(), 2);
+    assert!(starts.iter().all(|e| e.line.contains(" peer=fe80::1%es0 ")));
+    // A network on another zone does not admit it.
+    std::fs::remove_file(&log).unwrap();
+    keys("fe80::%es1/64,10.0.0.0/8");
+    session("dbclient", &db).failed();
+    let events = audit(Path::new(&log));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].what, "refused");
+    assert!(events[0].line.contains("status=77"), "{}", events[0].line);
+    assert!(events[0]
+        .line
+        .contains("fe80::1%es0 is not in --allow-from"));
 }
