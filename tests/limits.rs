@@ -1028,13 +1028,126 @@ fn fifo_source_turning_constant_switches_to_getrandom() {
     feeder.join().unwrap();
 }
 
+/// A regular file would replay the same bytes to every session: refused
+/// before anything is sent, with one line naming the file (78).
 #[test]
-fn file_source_turning_constant_switches_to_getrandom() {
+fn regular_file_source_is_refused() {
     let dir = TempDir::new("filesrc");
-    let mut data = random_bytes(8192);
-    data.extend([0x55u8; 65536]);
-    std::fs::write(dir.join("rng"), &data).unwrap();
-    check_switch(&dir, &["--source", &dir.s("rng")], None);
+    std::fs::write(dir.join("rng"), random_bytes(65536)).unwrap();
+    let log = dir.s("audit");
+    let r = direct_run(
+        &["--source", &dir.s("rng"), "--audit-file", &log],
+        "get 64",
+        None,
+    );
+    refused(&r, 78, "is not a character device or a FIFO");
+    r.stderr_has(&dir.s("rng"));
+    let events = audit(Path::new(&log));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].what, "refused");
+}
+
+/// A named source is XORed with getrandom: a FIFO of 7-bit bytes passes
+/// the health tests (they cannot see a missing bit), but the output has
+/// its top bit set about half of the time, as uniform bytes do, instead
+/// of never. The start line names the source as `PATH^getrandom`.
+#[test]
+fn named_source_is_xored_with_getrandom() {
+    let dir = TempDir::new("sevenbit");
+    let fifo = dir.join("rng");
+    mkfifo(&fifo);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut b = random_bytes(4096);
+                b.iter_mut().for_each(|x| *x &= 0x7f);
+                let mut off = 0;
+                while off < b.len() && !stop.load(Ordering::Relaxed) {
+                    match std::io::Write::write(&mut f, &b[off..]) {
+                        Ok(n) => off += n,
+                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            }
+        })
+    };
+    let log = dir.s("audit");
+    let r = direct_run(
+        &["--source", &fifo.to_string_lossy(), "--audit-file", &log],
+        "get 65536",
+        None,
+    );
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 65536);
+    let high = r.raw_stdout.iter().filter(|&&b| b & 0x80 != 0).count();
+    // Binomial(65536, 1/2): 32768 +- 128 (1 sigma); 0 without the XOR.
+    assert!((31_000..=34_500).contains(&high), "{high} bytes with bit 7");
+    let events = audit(Path::new(&log));
+    assert!(events.iter().all(|e| !e.line.contains("dropped")));
+    let start = events.iter().find(|e| e.what == "start").unwrap();
+    let want = format!("source={}^getrandom", fifo.display());
+    assert!(start.line.contains(&want), "{}", start.line);
+}
+
+/// A FIFO of counter bytes (0, 1, ..., 255, 0, ...) passes the repetition
+/// and proportion tests; the repeated-block test catches it at the second
+/// period and getrandom carries on.
+#[test]
+fn counter_source_is_dropped() {
+    let dir = TempDir::new("counter");
+    let fifo = dir.join("rng");
+    mkfifo(&fifo);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let b: Vec<u8> = (0..4096).map(|i| i as u8).collect();
+            while !stop.load(Ordering::Relaxed) {
+                if std::io::Write::write(&mut f, &b).is_err() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let log = dir.s("audit");
+    let r = direct_run(
+        &["--source", &fifo.to_string_lossy(), "--audit-file", &log],
+        "get 65536",
+        None,
+    );
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 65536);
+    let events = audit(Path::new(&log));
+    let drops: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.line.contains("dropped"))
+        .collect();
+    assert_eq!(drops.len(), 1);
+    assert!(
+        drops[0].line.contains("repeated-block"),
+        "{}",
+        drops[0].line
+    );
 }
 
 /// `--source auto` with a /dev/hwrng that turns constant (a FIFO mounted
@@ -1291,4 +1404,76 @@ fn link_local_peer_with_a_zone_over_real_dropbear() {
     assert!(events[0]
         .line
         .contains("fe80::1%es0 is not in --allow-from"));
+}
+
+// ---------------------------------------------------------------------------
+// Kernels that routers still run
+
+/// Before 4.17 the kernel has no RNDRESEEDCRNG and answers EINVAL. strace
+/// makes this kernel answer that way for exactly that ioctl (found by a
+/// first, plain run): `sink` still credits, says once that the kernel
+/// cannot force a reseed, reports "reseeded no" and exits 0. Real: the
+/// kernel's RNDADDENTROPY; injected: the EINVAL of the reseed.
+#[test]
+fn reseed_einval_on_old_kernels_is_said_once_not_a_failure() {
+    need_root();
+    let dir = TempDir::new("oldkernel");
+    let sink = |inject: Option<usize>, log: &str| {
+        let mut c = Command::new(need("strace"));
+        c.args(["-f", "-qq", "-o", log, "-e", "trace=ioctl"]);
+        if let Some(n) = inject {
+            c.args(["-e", &format!("inject=ioctl:error=EINVAL:when={n}")]);
+        }
+        let mut child = c
+            .arg(bin())
+            .args(["sink", "--min-bytes", "64", "--credit-bits-per-byte", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &random_bytes(64)).unwrap();
+        let o = wait_limit(&mut child, Duration::from_secs(30));
+        let calls: Vec<String> = std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("ioctl("))
+            .map(String::from)
+            .collect();
+        (o, calls)
+    };
+    let (o, calls) = sink(None, &dir.s("plain"));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let n = 1 + calls
+        .iter()
+        .position(|l| l.contains("RNDRESEEDCRNG") || l.contains("0x5207"))
+        .unwrap_or_else(|| panic!("no RNDRESEEDCRNG in {calls:?}"));
+    let (o, calls) = sink(Some(n), &dir.s("old"));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        calls[n - 1].contains("EINVAL") && calls[n - 1].contains("INJECTED"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[..n - 1]
+            .iter()
+            .any(|l| l.contains("RNDADDENTROPY") || l.contains("0x40085203")),
+        "{calls:?}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("cannot force a CRNG reseed").count(),
+        1,
+        "{err}"
+    );
+    let all = format!("{out}{err}");
+    assert!(all.contains("credited 64 bits, reseeded no"), "{all}");
 }
