@@ -235,6 +235,7 @@ fn config(a: &cli::Client) -> Result<Config> {
             None => ".".into(),
         },
     };
+    ssh::check_runtime_dir(&runtime)?;
     Ok(Config {
         program,
         servers,

@@ -1477,3 +1477,56 @@ fn reseed_einval_on_old_kernels_is_said_once_not_a_failure() {
     let all = format!("{out}{err}");
     assert!(all.contains("credited 64 bits, reseeded no"), "{all}");
 }
+
+// ---------------------------------------------------------------------------
+// Runtime directories the SSH client would not read as one path
+
+/// OpenSSH splits `UserKnownHostsFile=` on whitespace: with `--runtime-dir
+/// "DIR/a b"` it would also read `DIR/a`, where someone planted a
+/// known_hosts line for the real server while the client pins another key
+/// (the wrong pin would be accepted). Such a directory, and one with `%`
+/// (a token OpenSSH expands), is refused with one line (64) before any
+/// session: the server's audit log stays empty. Real sshd and ssh.
+#[test]
+fn runtime_dir_with_a_space_or_percent_is_refused() {
+    let dir = TempDir::new("rtspace");
+    let log = dir.s("audit");
+    let srv = SshServer::start(Flavor::OpenSsh, "");
+    let key = srv.client_key(&dir, "id");
+    srv.set_authorized_keys(&forced_line(
+        &server_command(&format!("--audit-file {log}")),
+        &key,
+    ));
+    let wrong = openssh_key(&dir, "not_the_server", "ed25519").type_and_key();
+    std::fs::write(
+        dir.join("a"),
+        format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key),
+    )
+    .unwrap();
+    for runtime in [dir.s("a b"), dir.s("a\tb"), dir.s("p%d"), dir.s("q%%")] {
+        let r = run(client_cmd_opts(
+            &srv,
+            &key,
+            &dir,
+            &[("--host-key", &wrong), ("--runtime-dir", &runtime)],
+        )
+        .current_dir(dir.join(""))
+        .args(["--once", "64", "127.0.0.1"]));
+        r.code(64)
+            .one_line_error()
+            .stderr_has("would not read as one path")
+            .no_stdout();
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "");
+    // The same wrong pin with a plain runtime directory: refused for the
+    // host key, as it must be.
+    let r = run(client_cmd_opts(
+        &srv,
+        &key,
+        &dir,
+        &[("--host-key", &wrong), ("--runtime-dir", &dir.s("plain"))],
+    )
+    .args(["--once", "64", "127.0.0.1"]));
+    r.failed();
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "");
+}
