@@ -64,7 +64,7 @@ pub struct Server {
     /// comma-separated CIDRs the peer (SSH_CONNECTION) must be in
     #[argh(option)]
     pub allow_from: Option<String>,
-    /// directory for session slot lock files (default /run/entropyservice, or /tmp/entropyservice-UID when not root)
+    /// directory for session slot lock files (default /run/entropyservice; when not root $XDG_RUNTIME_DIR/entropyservice or /tmp/entropyservice-UID)
     #[argh(option)]
     pub lock_dir: Option<String>,
     /// on kernels whose entropy_avail still moves, pause while it is below this (default 0)

@@ -1530,3 +1530,36 @@ fn runtime_dir_with_a_space_or_percent_is_refused() {
     r.failed();
     assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "");
 }
+
+/// For a user other than root the default lock directory was
+/// /tmp/entropyservice-UID, which any other user can create first to deny
+/// service. Now: `$XDG_RUNTIME_DIR/entropyservice` when that is set; and
+/// the refusal of a squatted directory names its owner. Runs as nobody
+/// (setpriv) on a fresh /tmp in a private mount namespace; the squatter is
+/// `daemon` (uid 1).
+#[test]
+fn squatted_default_lock_dir_names_its_owner_and_xdg_runtime_dir_is_used() {
+    need_root();
+    need("setpriv");
+    let script = format!(
+        "mount -t tmpfs -o mode=1777 none /tmp || exit 90
+         mkdir -m 700 /tmp/entropyservice-65534 /tmp/xdg || exit 91
+         chown 1:1 /tmp/entropyservice-65534 && chown 65534:65534 /tmp/xdg || exit 92
+         run() {{ setpriv --reuid 65534 --regid 65534 --clear-groups \"$@\" {bin} server --max-sessions 1; }}
+         run env -u XDG_RUNTIME_DIR >/dev/null; echo \"squatted: $?\"
+         run env XDG_RUNTIME_DIR=/tmp/xdg | wc -c; stat -c '%a %u %n' /tmp/xdg/entropyservice",
+        bin = bin()
+    );
+    let r = run_limit(
+        Command::new(need("unshare"))
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env("SSH_ORIGINAL_COMMAND", "get 16")
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    );
+    r.ok()
+        .stdout_has("squatted: 78\n")
+        .stdout_has("16\n700 65534 /tmp/xdg/entropyservice\n")
+        .stderr_has("directory /tmp/entropyservice-65534 is not private to this user: it is owned by uid 1 (daemon) instead of this user, uid 65534 (nobody)");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
