@@ -2,8 +2,7 @@
 //! a named device or FIFO is health-tested chunk by chunk and always XORed
 //! with getrandom, so a broken or hostile device can never make the output
 //! worse than getrandom alone (the health tests only catch gross failures:
-//! a counter, 7-bit bytes or biased bits pass them, the XOR does not let
-//! them through). A failing device is dropped for the rest of the session
+//! 7-bit bytes or biased bits pass them; the XOR does not let them through). A failing device is dropped for the rest of the session
 //! and getrandom carries on. A regular file is refused: it would replay the
 //! same bytes to every session.
 

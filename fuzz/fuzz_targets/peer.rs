@@ -215,7 +215,11 @@ fn check_cidr(s: &str, peer: Option<&Peer>, deep: bool) -> Option<Cidr> {
         [o.0].into_iter().chain(peer.map(|p| p.ip)).collect()
     };
     for ip in ips {
-        assert_eq!(c.contains(ip), oracle_contains(&o, ip), "{s:?} contains {ip}");
+        assert_eq!(
+            c.contains(ip),
+            oracle_contains(&o, ip),
+            "{s:?} contains {ip}"
+        );
         // The same address with no zone, with the network's zone, another.
         for zone in [None, o.2.clone(), Some("zz9".to_string())] {
             let p = Peer {
@@ -250,7 +254,8 @@ fuzz_target!(|data: &[u8]| {
         _ => None,
     };
     assert_eq!(
-        got.as_ref().map(|p| (p.ip, p.zone.as_deref().map(String::from))),
+        got.as_ref()
+            .map(|p| (p.ip, p.zone.as_deref().map(String::from))),
         expect,
         "peer({var:?})"
     );
