@@ -142,7 +142,10 @@ impl core::fmt::Display for Peer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         self.ip.fmt(f)?;
         match &self.zone {
-            Some(z) => write!(f, "%{z}"),
+            Some(z) => {
+                f.write_str("%")?;
+                f.write_str(z)
+            }
             None => Ok(()),
         }
     }
