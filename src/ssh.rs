@@ -139,11 +139,15 @@ pub fn check_runtime_dir(dir: &str) -> Result<()> {
                 || matches!(b, b'%' | b'"' | b'\'' | b'\\')
         });
     if odd {
+        let shown: String = dir
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         return Err(Error::new(
             Status::Usage,
             msg(&[
                 "runtime directory ",
-                dir,
+                &shown,
                 " has a space, '%', a quote, a backslash or a leading '~', which the SSH client would not read as one path; choose --runtime-dir (default: the status file's directory) such as /run/entropyservice",
             ]),
         ));

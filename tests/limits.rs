@@ -1317,9 +1317,9 @@ fn zero_interval_and_zero_port_are_refused() {
             &r,
             64,
             if args[0] == "--interval" {
-                "--interval 0"
+                "--interval 0 would open SSH sessions back to back"
             } else {
-                "-p 0"
+                "-p 0: the port must be 1 to 65535"
             },
         );
         assert!(!dir.join("status").exists(), "{args:?} started a session");
@@ -1503,7 +1503,13 @@ fn runtime_dir_with_a_space_or_percent_is_refused() {
         format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key),
     )
     .unwrap();
-    for runtime in [dir.s("a b"), dir.s("a\tb"), dir.s("p%d"), dir.s("q%%")] {
+    for runtime in [
+        dir.s("a b"),
+        dir.s("a\tb"),
+        dir.s("a\nb"),
+        dir.s("p%d"),
+        dir.s("q%%"),
+    ] {
         let r = run(client_cmd_opts(
             &srv,
             &key,
