@@ -39,6 +39,14 @@ pub struct Source {
     pub dropped: Option<String>,
 }
 
+/// A character device or a FIFO: something that produces new bytes, unlike
+/// a regular file, which would replay the same bytes to every session.
+fn is_device(f: &File) -> bool {
+    f.metadata()
+        .map(|m| m.file_type())
+        .is_ok_and(|t| t.is_char_device() || t.is_fifo())
+}
+
 fn open_device(path: &str) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
@@ -56,13 +64,18 @@ impl Source {
                 dropped: None,
             }),
             "auto" => {
-                let device = open_device(HWRNG).ok().map(|file| Device {
-                    path: HWRNG.into(),
-                    label: "hwrng^getrandom".into(),
-                    file,
-                    health: Health::new(),
-                    last_data: now,
-                });
+                // A regular file there (a container's stand-in) is not a
+                // device: getrandom alone then.
+                let device = open_device(HWRNG)
+                    .ok()
+                    .filter(is_device)
+                    .map(|file| Device {
+                        path: HWRNG.into(),
+                        label: "hwrng^getrandom".into(),
+                        file,
+                        health: Health::new(),
+                        last_data: now,
+                    });
                 Ok(Source {
                     device,
                     wait: false,
@@ -81,8 +94,7 @@ impl Source {
                         e,
                     )
                 })?;
-                let kind = file.metadata().map(|m| m.file_type()).ok();
-                if !kind.is_some_and(|t| t.is_char_device() || t.is_fifo()) {
+                if !is_device(&file) {
                     return Err(Error::new(
                         Status::Config,
                         msg(&[

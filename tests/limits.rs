@@ -1569,3 +1569,35 @@ fn squatted_default_lock_dir_names_its_owner_and_xdg_runtime_dir_is_used() {
         .stderr_has("directory /tmp/entropyservice-65534 is not private to this user: it is owned by uid 1 (daemon) instead of this user, uid 65534 (nobody)");
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
+
+/// `auto` with a regular file where /dev/hwrng should be (bind-mounted in a
+/// private mount namespace, as a container might have it): not a device,
+/// so getrandom alone from the start, and nothing replayed from the file.
+#[test]
+fn auto_source_ignores_a_regular_file_at_dev_hwrng() {
+    need_root();
+    assert!(
+        Path::new("/dev/hwrng").exists(),
+        "this test mounts a file over /dev/hwrng, which must exist as a mount point"
+    );
+    let dir = TempDir::new("hwrngfile");
+    std::fs::write(dir.join("hwrng"), random_bytes(65536)).unwrap();
+    let log = dir.s("audit");
+    let script = format!(
+        "mount --bind {} /dev/hwrng && exec {} server --source auto --audit-file {log}",
+        dir.join("hwrng").display(),
+        bin()
+    );
+    let r = run_limit(
+        Command::new(need("unshare"))
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env("SSH_ORIGINAL_COMMAND", "get 4096")
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    );
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 4096);
+    let events = audit(Path::new(&log));
+    let start = events.iter().find(|e| e.what == "start").unwrap();
+    assert!(start.line.contains(" source=getrandom "), "{}", start.line);
+}
