@@ -46,6 +46,9 @@ pub struct Server {
     /// longest session, e.g. 30s, 10m (default 1h)
     #[argh(option, default = "String::from(\"1h\")")]
     pub max_time: String,
+    /// end a session whose client takes no byte for this long (default 10m)
+    #[argh(option, default = "String::from(\"10m\")")]
+    pub write_timeout: String,
     /// client name used for session caps and the audit log (default "default")
     #[argh(option, default = "String::from(\"default\")")]
     pub client: String,
@@ -61,7 +64,7 @@ pub struct Server {
     /// comma-separated CIDRs the peer (SSH_CONNECTION) must be in
     #[argh(option)]
     pub allow_from: Option<String>,
-    /// directory for session slot lock files (default /run/entropyservice, or /tmp/entropyservice-UID when not root)
+    /// directory for session slot lock files (default /run/entropyservice; when not root $XDG_RUNTIME_DIR/entropyservice or /tmp/entropyservice-UID)
     #[argh(option)]
     pub lock_dir: Option<String>,
     /// on kernels whose entropy_avail still moves, pause while it is below this (default 0)

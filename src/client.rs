@@ -167,6 +167,19 @@ fn server_spec(spec: &str, agent: bool) -> Result<Server> {
 }
 
 fn config(a: &cli::Client) -> Result<Config> {
+    // Zero would mean sessions back to back, or no port at all.
+    if parse::duration_ns(&a.interval) == Some(0) {
+        return Err(Error::new(
+            Status::Usage,
+            "--interval 0 would open SSH sessions back to back; give a time such as 10m",
+        ));
+    }
+    if a.port == Some(0) {
+        return Err(Error::new(
+            Status::Usage,
+            "-p 0: the port must be 1 to 65535",
+        ));
+    }
     if a.credit_bits_per_byte > 8 {
         return Err(Error::new(
             Status::Usage,
@@ -228,6 +241,7 @@ fn config(a: &cli::Client) -> Result<Config> {
             None => ".".into(),
         },
     };
+    ssh::check_runtime_dir(&runtime)?;
     Ok(Config {
         program,
         servers,

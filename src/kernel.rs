@@ -75,6 +75,9 @@ pub struct Totals {
 pub struct Pool {
     random: File,
     can_credit: bool,
+    /// False once the kernel answered RNDRESEEDCRNG with EINVAL (before
+    /// 4.17 it has no such ioctl).
+    can_reseed: bool,
     last_reseed: Option<u64>,
     reseed_interval_ns: u64,
     pub totals: Totals,
@@ -89,6 +92,7 @@ impl Pool {
         Ok(Pool {
             random,
             can_credit: true,
+            can_reseed: true,
             last_reseed: None,
             reseed_interval_ns,
             totals: Totals::default(),
@@ -136,17 +140,27 @@ impl Pool {
 
     /// Forces a CRNG reseed unless one was forced less than the reseed
     /// interval ago. Returns whether the kernel reseeded. Before the CRNG is
-    /// ready the kernel answers ENODATA: nothing to do then.
+    /// ready the kernel answers ENODATA: nothing to do then. Kernels before
+    /// 4.17 have no RNDRESEEDCRNG and answer EINVAL: said once, not an
+    /// error (the bytes were mixed and credited; the kernel reseeds on its
+    /// own schedule).
     pub fn reseed(&mut self, now: u64) -> Result<bool> {
         if let Some(t) = self.last_reseed {
             if now.saturating_sub(t) < self.reseed_interval_ns {
                 return Ok(false);
             }
         }
-        if !self.can_credit {
+        if !self.can_credit || !self.can_reseed {
             return Ok(false);
         }
-        match sys::reseed_crng(&self.random) {
+        let r = sys::reseed_crng(&self.random);
+        self.reseeded(r, now)
+    }
+
+    /// What a RNDRESEEDCRNG answer means (split out so every answer can be
+    /// tested without a kernel that gives it).
+    fn reseeded(&mut self, r: core::result::Result<(), Errno>, now: u64) -> Result<bool> {
+        match r {
             Ok(()) => {
                 self.last_reseed = Some(now);
                 self.totals.reseeds += 1;
@@ -157,11 +171,58 @@ impl Pool {
                 self.can_credit = false;
                 Ok(false)
             }
+            Err(Errno::INVAL) => {
+                self.can_reseed = false;
+                log::warn("this kernel cannot force a CRNG reseed (RNDRESEEDCRNG needs Linux 4.17 or later); bytes are still mixed and credited, and the kernel reseeds on its own schedule");
+                Ok(false)
+            }
             Err(e) => Err(Error::os(
                 Status::Os,
                 "RNDRESEEDCRNG on /dev/random failed",
                 e,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> Pool {
+        Pool {
+            random: File::open("/dev/null").unwrap(),
+            can_credit: true,
+            can_reseed: true,
+            last_reseed: None,
+            reseed_interval_ns: 0,
+            totals: Totals::default(),
+        }
+    }
+
+    /// Before 4.17 the kernel answers RNDRESEEDCRNG with EINVAL: not an
+    /// error, and never asked again (so it is said once).
+    #[test]
+    fn einval_means_no_reseed_on_this_kernel() {
+        let mut p = pool();
+        assert_eq!(p.reseeded(Err(Errno::INVAL), 1).ok(), Some(false));
+        assert!(!p.can_reseed);
+        // The next top-up does not reach the kernel: /dev/null would answer
+        // ENOTTY, an error, if it did.
+        assert_eq!(p.reseed(2).ok(), Some(false));
+        assert_eq!(p.reseed(3).ok(), Some(false));
+        assert!(p.can_credit);
+    }
+
+    #[test]
+    fn other_answers() {
+        let mut p = pool();
+        assert_eq!(p.reseeded(Ok(()), 5).ok(), Some(true));
+        assert_eq!(p.totals.reseeds, 1);
+        assert_eq!(p.reseeded(Err(Errno::NODATA), 6).ok(), Some(false));
+        assert!(p.reseeded(Err(Errno::IO), 7).is_err());
+        assert!(p.can_reseed);
+        // /dev/null is no random device: a real error.
+        assert!(p.reseed(8).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! (SSH_ORIGINAL_COMMAND), the peer address (SSH_CONNECTION / SSH_CLIENT),
 //! CIDR lists, durations, `[USER@]HOST` and names. Pure functions, no I/O.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv6Addr};
 
 /// Longest request accepted from a client.
 pub const MAX_REQUEST: usize = 64;
@@ -101,15 +101,71 @@ pub fn duration_ns(s: &str) -> Option<u64> {
     (v <= 100 * 365 * 86_400_000_000_000).then_some(v)
 }
 
-/// The peer address: first word of SSH_CONNECTION or SSH_CLIENT
-/// (`ADDR PORT ...`). IPv4-mapped IPv6 addresses are folded to IPv4.
-pub fn peer_address(var: &str) -> Option<IpAddr> {
+/// Longest zone: an interface name (IFNAMSIZ - 1) or index.
+pub const MAX_ZONE: usize = 15;
+
+/// The zone of a scoped IPv6 address (RFC 4007 `ADDR%ZONE`), as sshd and
+/// dropbear print a link-local peer: 1 to 15 of letters, digits, '.', '_',
+/// '-' (an interface name or index; never '/', ':', '%' or a space).
+pub fn is_zone(s: &str) -> bool {
+    (1..=MAX_ZONE).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+pub type Zone = heapless::String<MAX_ZONE>;
+
+/// `ADDR` or `IPV6%ZONE`. A zone only follows a plain IPv6 address (not an
+/// IPv4-mapped one, which folds to IPv4 and has no scope).
+fn scoped_address(s: &str) -> Option<(IpAddr, Option<Zone>)> {
+    match s.split_once('%') {
+        None => Some((canonical(s.parse().ok()?), None)),
+        Some((a, z)) => {
+            let v6: Ipv6Addr = a.parse().ok()?;
+            if v6.to_ipv4_mapped().is_some() || !is_zone(z) {
+                return None;
+            }
+            Some((IpAddr::V6(v6), Some(Zone::try_from(z).ok()?)))
+        }
+    }
+}
+
+/// The connecting peer: its address and, for a scoped IPv6 address
+/// (link-local `fe80::1%eth0`), the zone it came in on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: IpAddr,
+    pub zone: Option<Zone>,
+}
+
+impl core::fmt::Display for Peer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.ip.fmt(f)?;
+        match &self.zone {
+            Some(z) => {
+                f.write_str("%")?;
+                f.write_str(z)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The peer: first word of SSH_CONNECTION or SSH_CLIENT (`ADDR PORT ...`).
+/// IPv4-mapped IPv6 addresses are folded to IPv4; a link-local peer keeps
+/// its zone (`fe80::1%eth0`).
+pub fn peer(var: &str) -> Option<Peer> {
     let mut words = var.split_ascii_whitespace();
     let addr = words.next()?;
     let port = words.next()?;
     decimal(port).filter(|p| *p <= 65535)?;
-    let ip: IpAddr = addr.parse().ok()?;
-    Some(canonical(ip))
+    let (ip, zone) = scoped_address(addr)?;
+    Some(Peer { ip, zone })
+}
+
+/// The peer's address alone (see [`peer`]).
+pub fn peer_address(var: &str) -> Option<IpAddr> {
+    peer(var).map(|p| p.ip)
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -122,26 +178,36 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// One network: address and prefix length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One network: address, prefix length and, for a scoped IPv6 network
+/// (`fe80::%eth0/64`), the one zone it is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cidr {
     addr: IpAddr,
     prefix: u8,
+    zone: Option<Zone>,
 }
 
 impl Cidr {
+    /// `ADDR[/PREFIX]` or, RFC 4007 style, `IPV6%ZONE[/PREFIX]`.
     pub fn parse(s: &str) -> Option<Cidr> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr = canonical(a.parse().ok()?);
+        let (addr, zone) = scoped_address(a)?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             Some(p) => u8::try_from(decimal(p)?).ok()?,
             None => max,
         };
-        (prefix <= max).then_some(Cidr { addr, prefix })
+        (prefix <= max).then_some(Cidr { addr, prefix, zone })
+    }
+
+    /// The peer's address is in this network and, if the network names a
+    /// zone, the peer came in on that zone. A network without a zone
+    /// matches its addresses on every zone.
+    pub fn admits(&self, peer: &Peer) -> bool {
+        self.contains(peer.ip) && (self.zone.is_none() || self.zone == peer.zone)
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -182,8 +248,12 @@ pub fn is_safe_name(s: &str) -> bool {
 }
 
 /// A host name or address that can be passed to an SSH client as one argument
-/// without being taken for an option: no leading `-`, no spaces, no `@`.
+/// without being taken for an option: no leading `-`, no spaces, no `@`. A
+/// link-local IPv6 address may carry its zone (`fe80::1%eth0`).
 pub fn is_safe_host(s: &str) -> bool {
+    if let Some((a, z)) = s.split_once('%') {
+        return a.parse::<Ipv6Addr>().is_ok() && is_zone(z);
+    }
     !s.is_empty()
         && s.len() <= 253
         && !s.starts_with('-')
@@ -279,6 +349,41 @@ mod tests {
     }
 
     #[test]
+    fn link_local_peers_keep_their_zone() {
+        let p = peer("fe80::1%eth0 40000 fe80::2%eth0 22").unwrap();
+        assert_eq!(p.ip, "fe80::1".parse::<IpAddr>().unwrap());
+        assert_eq!(p.zone.as_deref(), Some("eth0"));
+        assert_eq!(p.to_string(), "fe80::1%eth0");
+        // SSH_CLIENT form, a numeric zone, a VLAN interface name.
+        assert!(peer("fe80::1%3 40000 22").is_some());
+        assert!(peer("fe80::a:b%br-lan.10 1 2 3").is_some());
+        let any = Cidr::parse("fe80::/10").unwrap();
+        assert!(any.admits(&p));
+        let on_eth0 = Cidr::parse("fe80::%eth0/64").unwrap();
+        let on_lan = Cidr::parse("fe80::%br-lan/64").unwrap();
+        assert!(on_eth0.admits(&p));
+        assert!(!on_lan.admits(&p));
+        assert!(!on_eth0.admits(&peer("fe80::1 40000 x 22").unwrap()));
+        assert!(Cidr::parse("fe80::1%eth0").unwrap().admits(&p));
+        assert!(cidr_list("fe80::%eth0/64, 10.0.0.0/8").is_some());
+        // Malformed zones and zones where none belongs.
+        for bad in [
+            "fe80::1% 1 2 3",
+            "fe80::1%%eth0 1 2 3",
+            "fe80::1%eth0%1 1 2 3",
+            "fe80::1%eth0/1 1 2 3",
+            "fe80::1%0123456789abcdef 1 2 3",
+            "10.0.0.1%eth0 1 2 3",
+            "::ffff:10.0.0.1%eth0 1 2 3",
+            "fe80::1%eth:0 1 2 3",
+        ] {
+            assert_eq!(peer(bad), None, "{bad}");
+        }
+        assert_eq!(Cidr::parse("fe80::/64%eth0"), None);
+        assert_eq!(Cidr::parse("10.0.0.0%eth0/8"), None);
+    }
+
+    #[test]
     fn names_and_hosts() {
         assert!(is_safe_name("router1"));
         assert!(!is_safe_name("../etc"));
@@ -287,5 +392,14 @@ mod tests {
         assert_eq!(user_host("::1"), Some((None, "::1")));
         assert_eq!(user_host("-oProxyCommand=x"), None);
         assert_eq!(user_host("a b"), None);
+        assert_eq!(
+            user_host("root@fe80::1%eth0"),
+            Some((Some("root"), "fe80::1%eth0"))
+        );
+        assert!(is_safe_host("fe80::1%br-lan"));
+        assert!(!is_safe_host("host%eth0"));
+        assert!(!is_safe_host("fe80::1%-oProxyCommand=x"));
+        assert!(!is_safe_host("fe80::1%eth0 x"));
+        assert!(!is_safe_host("%eth0"));
     }
 }

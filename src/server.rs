@@ -19,7 +19,7 @@ use crate::source::Source;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 const BUF: usize = 16 * 1024;
@@ -115,6 +115,14 @@ pub fn run(a: &cli::Server) -> Result<()> {
             "--max-time must be a duration such as 30s, 10m or 1h",
         )
     })?;
+    let write_timeout = parse::duration_ns(&a.write_timeout)
+        .filter(|t| *t > 0)
+        .ok_or_else(|| {
+            Error::new(
+                Status::Usage,
+                "--write-timeout must be a duration above 0 such as 30s or 10m",
+            )
+        })?;
     let allow = match &a.allow_from {
         Some(s) => Some(parse::cidr_list(s).ok_or_else(|| {
             Error::new(
@@ -136,10 +144,10 @@ pub fn run(a: &cli::Server) -> Result<()> {
     let conn = std::env::var("SSH_CONNECTION")
         .or_else(|_| std::env::var("SSH_CLIENT"))
         .ok();
-    let peer = conn.as_deref().and_then(parse::peer_address);
+    let peer = conn.as_deref().and_then(parse::peer);
     let mut audit = Audit {
         client: &a.client,
-        peer: match (peer, &conn) {
+        peer: match (&peer, &conn) {
             (Some(p), _) => {
                 let mut s = String::new();
                 crate::error::push_display(&mut s, p);
@@ -155,10 +163,10 @@ pub fn run(a: &cli::Server) -> Result<()> {
     let result = session(
         a,
         &raw_request,
-        peer,
+        peer.as_ref(),
         conn.is_some(),
         allow.as_deref(),
-        max_time,
+        (max_time, write_timeout),
         &mut audit,
     );
     if let Err(e) = &result {
@@ -198,7 +206,7 @@ fn take_slot(dir: &str, cap: u32, refusal: impl FnOnce() -> String) -> Result<li
 }
 
 fn check_peer(
-    peer: Option<core::net::IpAddr>,
+    peer: Option<&parse::Peer>,
     have_conn: bool,
     allow: &[parse::Cidr],
     audit: &Audit<'_>,
@@ -218,7 +226,7 @@ fn check_peer(
             ]),
         ));
     };
-    if allow.iter().any(|c| c.contains(p)) {
+    if allow.iter().any(|c| c.admits(p)) {
         return Ok(());
     }
     Err(Error::new(
@@ -235,10 +243,10 @@ fn check_peer(
 fn session(
     a: &cli::Server,
     raw_request: &str,
-    peer: Option<core::net::IpAddr>,
+    peer: Option<&parse::Peer>,
     have_conn: bool,
     allow: Option<&[parse::Cidr]>,
-    max_time: u64,
+    (max_time, write_timeout): (u64, u64),
     audit: &mut Audit<'_>,
 ) -> Result<()> {
     let request = parse::request(raw_request, a.max_bytes)
@@ -299,13 +307,18 @@ fn session(
     );
     audit.started = true;
     let start = clock::now_ns();
-    let (sent, why) = stream(a, &mut source, limit, start, max_time, &all_dir, audit);
+    let limits = Deadlines {
+        session_end: start.saturating_add(max_time),
+        write_timeout,
+    };
+    let (sent, why) = stream(a, &mut source, limit, start, limits, &all_dir, audit);
     let dur_ms = clock::now_ns().saturating_sub(start) / 1_000_000;
     let (why_str, res) = match why {
         End::Done => ("done", Ok(())),
         End::HungUp => ("client hung up", Ok(())),
         End::MaxBytes => ("max-bytes reached", Ok(())),
         End::MaxTime => ("max-time reached", Ok(())),
+        End::Stalled => ("client stopped reading (write-timeout)", Ok(())),
         End::Signal => ("signal", Ok(())),
         End::Failed(e) => ("error", Err(e)),
     };
@@ -337,6 +350,8 @@ enum End {
     HungUp,
     MaxBytes,
     MaxTime,
+    /// The client took no byte for `--write-timeout`.
+    Stalled,
     Signal,
     Failed(Error),
 }
@@ -376,16 +391,93 @@ fn idle(out: impl AsFd, ns: u64) -> bool {
     }
 }
 
-/// Writes all of `buf` to stdout unbuffered (no copy of the bytes stays in
-/// a library buffer).
-fn write_out(out: impl AsFd, buf: &[u8], sent: &mut u64) -> core::result::Result<(), End> {
+/// What a wait for a writable stdout saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// Writable, or the wait ended early: try the write again.
+    Ready,
+    HungUp,
+    Signal,
+}
+
+/// Time and readiness for the write loop: the monotonic clock and poll(2),
+/// or a fake clock in tests.
+trait Waiter {
+    fn now(&mut self) -> u64;
+    /// Waits at most `ns` for `out` to take more bytes.
+    fn writable(&mut self, out: BorrowedFd<'_>, ns: u64) -> Wait;
+}
+
+struct RealTime;
+
+impl Waiter for RealTime {
+    fn now(&mut self) -> u64 {
+        clock::now_ns()
+    }
+
+    fn writable(&mut self, out: BorrowedFd<'_>, ns: u64) -> Wait {
+        let ts = rustix::time::Timespec {
+            tv_sec: (ns / NS) as _,
+            tv_nsec: (ns % NS) as _,
+        };
+        let mut fds = [PollFd::new(&out, PollFlags::OUT)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(n) if n > 0 && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) => {
+                Wait::HungUp
+            }
+            Err(Errno::INTR) if crate::sys::pending_signal().is_some() => Wait::Signal,
+            _ => Wait::Ready,
+        }
+    }
+}
+
+/// When a session must end whatever the client does.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    /// Monotonic time at which `--max-time` is up.
+    session_end: u64,
+    /// Longest a write may wait for the client to take one more byte
+    /// (`--write-timeout`).
+    write_timeout: u64,
+}
+
+/// Writes all of `buf` to a non-blocking `out`, unbuffered (no copy of the
+/// bytes stays in a library buffer). A client that stops reading (a zero SSH
+/// window) cannot hold the session past either deadline: the write waits in
+/// poll(2) for the time left, never in write(2).
+fn write_out(
+    out: BorrowedFd<'_>,
+    buf: &[u8],
+    sent: &mut u64,
+    limits: Deadlines,
+    w: &mut dyn Waiter,
+) -> core::result::Result<(), End> {
     let mut off = 0;
+    let mut blocked_since = None;
     while off < buf.len() {
-        match rustix::io::write(&out, &buf[off..]) {
+        match rustix::io::write(out, &buf[off..]) {
             Ok(0) | Err(Errno::PIPE) => return Err(End::HungUp),
             Ok(n) => {
                 off += n;
                 *sent += n as u64;
+                blocked_since = None;
+            }
+            Err(Errno::AGAIN) => {
+                let now = w.now();
+                let since = *blocked_since.get_or_insert(now);
+                let stalled_at = since.saturating_add(limits.write_timeout);
+                if now >= limits.session_end {
+                    return Err(End::MaxTime);
+                }
+                if now >= stalled_at {
+                    return Err(End::Stalled);
+                }
+                let left = limits.session_end.min(stalled_at) - now;
+                match w.writable(out, left) {
+                    Wait::Ready => {}
+                    Wait::HungUp => return Err(End::HungUp),
+                    Wait::Signal => return Err(End::Signal),
+                }
             }
             Err(Errno::INTR) if crate::sys::pending_signal().is_some() => return Err(End::Signal),
             Err(Errno::INTR) => {}
@@ -401,17 +493,43 @@ fn write_out(out: impl AsFd, buf: &[u8], sent: &mut u64) -> core::result::Result
     Ok(())
 }
 
+/// Puts stdout in non-blocking mode for the session and restores its flags
+/// on drop, so the final error line on a shared stderr is written normally.
+struct NonBlocking<'a> {
+    fd: BorrowedFd<'a>,
+    old: Option<rustix::fs::OFlags>,
+}
+
+impl<'a> NonBlocking<'a> {
+    fn set(fd: BorrowedFd<'a>) -> Self {
+        let old = rustix::fs::fcntl_getfl(fd).ok();
+        if let Some(f) = old {
+            let _ = rustix::fs::fcntl_setfl(fd, f | rustix::fs::OFlags::NONBLOCK);
+        }
+        NonBlocking { fd, old }
+    }
+}
+
+impl Drop for NonBlocking<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.old {
+            let _ = rustix::fs::fcntl_setfl(self.fd, f);
+        }
+    }
+}
+
 fn stream(
     a: &cli::Server,
     source: &mut Source,
     limit: u64,
     start: u64,
-    max_time: u64,
+    limits: Deadlines,
     all_dir: &str,
     audit: &mut Audit<'_>,
 ) -> (u64, End) {
     let stdout = std::io::stdout();
     let out = stdout.as_fd();
+    let _nonblocking = NonBlocking::set(out);
     let mut buf = [0u8; BUF];
     let mut bucket = Bucket::new(a.rate, burst_for(a, a.rate), start);
     let mut sent = 0u64;
@@ -423,7 +541,7 @@ fn stream(
             return (sent, End::Signal);
         }
         let now = clock::now_ns();
-        if now.saturating_sub(start) >= max_time {
+        if now >= limits.session_end {
             return (sent, End::MaxTime);
         }
         if sent >= limit {
@@ -474,7 +592,7 @@ fn stream(
         if let Some(d) = source.dropped.take() {
             audit.line("source", &[" warning=\"", &d, "\""]);
         }
-        let w = write_out(out, &buf[..n], &mut sent);
+        let w = write_out(out, &buf[..n], &mut sent, limits, &mut RealTime);
         buf[..n].fill(0);
         if let Err(end) = w {
             return (sent, end);
@@ -495,6 +613,120 @@ mod tests {
         assert_eq!(share(5000, 20_000, 2), 5000);
         assert_eq!(share(0, 20_000, 0), 20_000);
         assert_eq!(share(0, 3, 10), 1);
+    }
+
+    /// A fake clock that moves only when the code under test waits, and
+    /// optionally drains the pipe's far end like a client that reads.
+    struct FakeTime {
+        now: u64,
+        waits: Vec<u64>,
+        reader: Option<rustix::fd::OwnedFd>,
+    }
+
+    impl Waiter for FakeTime {
+        fn now(&mut self) -> u64 {
+            self.now
+        }
+        fn writable(&mut self, _out: BorrowedFd<'_>, ns: u64) -> Wait {
+            self.waits.push(ns);
+            match &self.reader {
+                // A slow client: it takes one page 1.5 s into each wait.
+                Some(r) if ns >= 3 * NS / 2 => {
+                    self.now += 3 * NS / 2;
+                    let mut b = [0u8; 4096];
+                    assert_eq!(rustix::io::read(r, &mut b), Ok(4096));
+                }
+                _ => self.now += ns,
+            }
+            Wait::Ready
+        }
+    }
+
+    /// A pipe whose write end is non-blocking and already full: a client
+    /// that stopped reading.
+    fn full_pipe() -> (rustix::fd::OwnedFd, rustix::fd::OwnedFd) {
+        use rustix::pipe::{pipe_with, PipeFlags};
+        let (r, w) = pipe_with(PipeFlags::CLOEXEC).unwrap();
+        rustix::fs::fcntl_setfl(&w, rustix::fs::OFlags::NONBLOCK).unwrap();
+        let page = [0x5au8; 4096];
+        while rustix::io::write(&w, &page).is_ok() {}
+        (r, w)
+    }
+
+    #[test]
+    fn max_time_ends_a_write_the_client_never_reads() {
+        let (_r, w) = full_pipe();
+        let mut t = FakeTime {
+            now: 1000 * NS,
+            waits: vec![],
+            reader: None,
+        };
+        let limits = Deadlines {
+            session_end: 1005 * NS,
+            write_timeout: 600 * NS,
+        };
+        let mut sent = 0;
+        let r = write_out(w.as_fd(), &[1u8; BUF], &mut sent, limits, &mut t);
+        assert!(matches!(r, Err(End::MaxTime)));
+        // One wait, exactly the time left, then the session ends on time.
+        assert_eq!(t.waits, [5 * NS]);
+        assert_eq!(t.now, 1005 * NS);
+        assert_eq!(sent, 0);
+    }
+
+    #[test]
+    fn write_timeout_ends_a_stalled_client_before_max_time() {
+        let (_r, w) = full_pipe();
+        let mut t = FakeTime {
+            now: 0,
+            waits: vec![],
+            reader: None,
+        };
+        let limits = Deadlines {
+            session_end: 3600 * NS,
+            write_timeout: 2 * NS,
+        };
+        let mut sent = 0;
+        let r = write_out(w.as_fd(), &[1u8; BUF], &mut sent, limits, &mut t);
+        assert!(matches!(r, Err(End::Stalled)));
+        assert_eq!(t.waits, [2 * NS]);
+    }
+
+    #[test]
+    fn a_slow_reader_that_makes_progress_is_not_stalled() {
+        let (r, w) = full_pipe();
+        let mut t = FakeTime {
+            now: 0,
+            waits: vec![],
+            reader: Some(r),
+        };
+        let limits = Deadlines {
+            session_end: 3600 * NS,
+            write_timeout: 2 * NS,
+        };
+        let mut sent = 0;
+        let r = write_out(w.as_fd(), &[1u8; BUF], &mut sent, limits, &mut t);
+        assert!(r.is_ok());
+        assert_eq!(sent, BUF as u64);
+        // Four pages, 1.5 s apart: 6 s in all, yet never 2 s without progress.
+        assert_eq!(t.waits.len(), 4);
+        assert!(t.waits.iter().all(|&w| w == 2 * NS));
+        // The same reader against a 5 s session: cut off at the deadline.
+        let (r, w) = full_pipe();
+        let mut t = FakeTime {
+            now: 0,
+            waits: vec![],
+            reader: Some(r),
+        };
+        let limits = Deadlines {
+            session_end: 5 * NS,
+            write_timeout: 2 * NS,
+        };
+        let mut sent = 0;
+        let r = write_out(w.as_fd(), &[1u8; BUF], &mut sent, limits, &mut t);
+        assert!(matches!(r, Err(End::MaxTime)));
+        assert_eq!(sent, 3 * 4096);
+        assert_eq!(t.waits, [2 * NS, 2 * NS, 2 * NS, NS / 2]);
     }
 
     #[test]

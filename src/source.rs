@@ -1,8 +1,10 @@
 //! Server-side random sources. getrandom is always there; a hardware RNG or
-//! a file (FIFO, device) is health-tested chunk by chunk and, under `auto`,
-//! XORed with getrandom so a broken or hostile device can never make the
-//! output worse than getrandom alone. A failing device is dropped for the
-//! rest of the session and getrandom carries on.
+//! a named device or FIFO is health-tested chunk by chunk and always XORed
+//! with getrandom, so a broken or hostile device can never make the output
+//! worse than getrandom alone (the health tests only catch gross failures:
+//! 7-bit bytes or biased bits pass them; the XOR does not let them through). A failing device is dropped for the rest of the session
+//! and getrandom carries on. A regular file is refused: it would replay the
+//! same bytes to every session.
 
 use crate::error::{msg, Error, Result, Status};
 use crate::health::Health;
@@ -11,7 +13,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 
 pub const HWRNG: &str = "/dev/hwrng";
 /// Longest wait for a device to produce one chunk before it is dropped.
@@ -19,6 +21,8 @@ const DEVICE_TIMEOUT_MS: u32 = 2000;
 
 struct Device {
     path: String,
+    /// What the audit line calls the source while the device is in use.
+    label: String,
     file: File,
     health: Health,
     /// When the device last produced bytes (monotonic ns).
@@ -27,10 +31,20 @@ struct Device {
 
 pub struct Source {
     device: Option<Device>,
-    xor: bool,
+    /// A named source: wait (up to DEVICE_TIMEOUT_MS) for a full chunk of
+    /// device bytes. `auto` takes only what the hwrng has ready.
+    wait: bool,
     /// Why the device was dropped; the server takes it for its audit log,
     /// so it is logged once.
     pub dropped: Option<String>,
+}
+
+/// A character device or a FIFO: something that produces new bytes, unlike
+/// a regular file, which would replay the same bytes to every session.
+fn is_device(f: &File) -> bool {
+    f.metadata()
+        .map(|m| m.file_type())
+        .is_ok_and(|t| t.is_char_device() || t.is_fifo())
 }
 
 fn open_device(path: &str) -> std::io::Result<File> {
@@ -46,19 +60,25 @@ impl Source {
         match spec {
             "getrandom" => Ok(Source {
                 device: None,
-                xor: false,
+                wait: false,
                 dropped: None,
             }),
             "auto" => {
-                let device = open_device(HWRNG).ok().map(|file| Device {
-                    path: HWRNG.into(),
-                    file,
-                    health: Health::new(),
-                    last_data: now,
-                });
+                // A regular file there (a container's stand-in) is not a
+                // device: getrandom alone then.
+                let device = open_device(HWRNG)
+                    .ok()
+                    .filter(is_device)
+                    .map(|file| Device {
+                        path: HWRNG.into(),
+                        label: "hwrng^getrandom".into(),
+                        file,
+                        health: Health::new(),
+                        last_data: now,
+                    });
                 Ok(Source {
                     device,
-                    xor: true,
+                    wait: false,
                     dropped: None,
                 })
             }
@@ -74,14 +94,25 @@ impl Source {
                         e,
                     )
                 })?;
+                if !is_device(&file) {
+                    return Err(Error::new(
+                        Status::Config,
+                        msg(&[
+                            "random source ",
+                            path,
+                            " is not a character device or a FIFO (a regular file would replay the same bytes to every session); use --source auto, getrandom or a device",
+                        ]),
+                    ));
+                }
                 Ok(Source {
                     device: Some(Device {
                         path: path.into(),
+                        label: msg(&[path, "^getrandom"]),
                         file,
                         health: Health::new(),
                         last_data: now,
                     }),
-                    xor: false,
+                    wait: true,
                     dropped: None,
                 })
             }
@@ -92,35 +123,44 @@ impl Source {
     pub fn describe(&self) -> &str {
         match &self.device {
             None => "getrandom",
-            Some(_) if self.xor => "hwrng^getrandom",
-            Some(d) => &d.path,
+            Some(d) => &d.label,
         }
     }
 
-    /// Fills `buf` with output bytes.
+    /// Fills `buf` with output bytes: getrandom, XORed with device bytes
+    /// that passed the health tests.
     pub fn fill(&mut self, buf: &mut [u8], now: u64) -> Result<()> {
-        if self.xor {
-            fill_getrandom(buf)?;
+        fill_getrandom(buf)?;
+        if self.wait {
+            self.xor_device(buf);
+        } else {
             self.xor_available(buf, now);
-            return Ok(());
-        }
-        let Some(dev) = self.device.as_mut() else {
-            return fill_getrandom(buf);
-        };
-        let mut off = 0;
-        while off < buf.len() {
-            let end = (off + 4096).min(buf.len());
-            let chunk = &mut buf[off..end];
-            let verdict = read_full(&mut dev.file, chunk)
-                .and_then(|()| dev.health.check(chunk).map_err(|f| f.as_str()));
-            if let Err(why) = verdict {
-                self.drop_device(why);
-                // Nothing from the failing device reaches the output.
-                return fill_getrandom(buf);
-            }
-            off += chunk.len();
         }
         Ok(())
+    }
+
+    /// A named source: XORs a full chunk of device bytes into each 4 KiB of
+    /// `buf`. A chunk that fails (EOF, no data within DEVICE_TIMEOUT_MS, a
+    /// health test) is not used and the device is dropped.
+    fn xor_device(&mut self, buf: &mut [u8]) {
+        let Some(dev) = self.device.as_mut() else {
+            return;
+        };
+        let mut tmp = [0u8; 4096];
+        let mut verdict = Ok(());
+        for out in buf.chunks_mut(tmp.len()) {
+            let chunk = &mut tmp[..out.len()];
+            verdict = read_full(&mut dev.file, chunk)
+                .and_then(|()| dev.health.check(chunk).map_err(|f| f.as_str()));
+            if verdict.is_err() {
+                break;
+            }
+            out.iter_mut().zip(chunk.iter()).for_each(|(o, d)| *o ^= d);
+        }
+        tmp.fill(0);
+        if let Err(why) = verdict {
+            self.drop_device(why);
+        }
     }
 
     /// `auto`: XORs whatever the device has ready into `buf` without waiting,

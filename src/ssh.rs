@@ -126,6 +126,35 @@ pub fn check_key_file(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a runtime directory that OpenSSH would not read as one plain
+/// path in `UserKnownHostsFile=`: it splits that value on whitespace, takes
+/// quotes and backslashes as quoting and expands `%` tokens and a leading
+/// `~`, so such a path could make it read a known_hosts someone planted
+/// (say `/tmp/a` for `/tmp/a b`) instead of the pinned one.
+pub fn check_runtime_dir(dir: &str) -> Result<()> {
+    let odd = dir.starts_with('~')
+        || dir.bytes().any(|b| {
+            b.is_ascii_whitespace()
+                || b.is_ascii_control()
+                || matches!(b, b'%' | b'"' | b'\'' | b'\\')
+        });
+    if odd {
+        let shown: String = dir
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
+        return Err(Error::new(
+            Status::Usage,
+            msg(&[
+                "runtime directory ",
+                &shown,
+                " has a space, '%', a quote, a backslash or a leading '~', which the SSH client would not read as one path; choose --runtime-dir (default: the status file's directory) such as /run/entropyservice",
+            ]),
+        ));
+    }
+    Ok(())
+}
+
 /// A private HOME with `.ssh/known_hosts` holding only the pinned key.
 /// Removed on drop.
 struct PinnedHome {
@@ -134,6 +163,7 @@ struct PinnedHome {
 
 impl PinnedHome {
     fn create(runtime: &str, server: &Server, flavor: Flavor) -> Result<PinnedHome> {
+        check_runtime_dir(runtime)?;
         sweep_stale_homes(runtime);
         let pid = crate::log::Num::new(std::process::id() as u64);
         let dir = msg(&[runtime, "/home-", pid.as_str()]);

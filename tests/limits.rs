@@ -618,6 +618,19 @@ fn allow_from_checks_the_environment() {
     ok("10.200.1.1 40000 10.0.0.1 22");
     ok("::ffff:10.1.2.3 40000 ::ffff:10.0.0.1 22");
     ok("2001:db8:1::5 40000 2001:db8::1 22");
+    // Link-local peers carry their zone: any zone for a network without one,
+    // only that zone for `ADDR%ZONE/PREFIX`.
+    let ll = ["--allow-from", "fe80::/10"];
+    let r = direct_run(&ll, "get 16", Some("fe80::1%eth0 40000 fe80::2%eth0 22"));
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 16);
+    let wan = ["--allow-from", "fe80::%wan/64"];
+    direct_run(&wan, "get 16", Some("fe80::1%wan 1 fe80::2%wan 22")).ok();
+    refused(
+        &direct_run(&wan, "get 16", Some("fe80::1%lan 1 fe80::2%lan 22")),
+        77,
+        "fe80::1%lan is not in --allow-from",
+    );
     // SSH_CLIENT (`ADDR PORT LPORT`) when SSH_CONNECTION is absent.
     let r = run_limit(
         direct(&allow, "get 16", None).env("SSH_CLIENT", "127.0.0.2 40000 22"),
@@ -631,6 +644,8 @@ fn allow_from_checks_the_environment() {
         ),
         ("::1 40000 ::1 22", "::1 is not in --allow-from"),
         ("2001:db9::1 1 2 3", "2001:db9::1 is not in"),
+        ("fe80::1%eth0 1 2 3", "fe80::1%eth0 is not in"),
+        ("fe80::1%eth0/8 1 2 3", "SSH_CONNECTION is malformed"),
         ("garbage", "SSH_CONNECTION is malformed"),
         ("127.0.0.2", "SSH_CONNECTION is malformed"),
         ("", "SSH_CONNECTION is malformed"),
@@ -1013,13 +1028,126 @@ fn fifo_source_turning_constant_switches_to_getrandom() {
     feeder.join().unwrap();
 }
 
+/// A regular file would replay the same bytes to every session: refused
+/// before anything is sent, with one line naming the file (78).
 #[test]
-fn file_source_turning_constant_switches_to_getrandom() {
+fn regular_file_source_is_refused() {
     let dir = TempDir::new("filesrc");
-    let mut data = random_bytes(8192);
-    data.extend([0x55u8; 65536]);
-    std::fs::write(dir.join("rng"), &data).unwrap();
-    check_switch(&dir, &["--source", &dir.s("rng")], None);
+    std::fs::write(dir.join("rng"), random_bytes(65536)).unwrap();
+    let log = dir.s("audit");
+    let r = direct_run(
+        &["--source", &dir.s("rng"), "--audit-file", &log],
+        "get 64",
+        None,
+    );
+    refused(&r, 78, "is not a character device or a FIFO");
+    r.stderr_has(&dir.s("rng"));
+    let events = audit(Path::new(&log));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].what, "refused");
+}
+
+/// A named source is XORed with getrandom: a FIFO of 7-bit bytes passes
+/// the health tests (they cannot see a missing bit), but the output has
+/// its top bit set about half of the time, as uniform bytes do, instead
+/// of never. The start line names the source as `PATH^getrandom`.
+#[test]
+fn named_source_is_xored_with_getrandom() {
+    let dir = TempDir::new("sevenbit");
+    let fifo = dir.join("rng");
+    mkfifo(&fifo);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let mut b = random_bytes(4096);
+                b.iter_mut().for_each(|x| *x &= 0x7f);
+                let mut off = 0;
+                while off < b.len() && !stop.load(Ordering::Relaxed) {
+                    match std::io::Write::write(&mut f, &b[off..]) {
+                        Ok(n) => off += n,
+                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                }
+            }
+        })
+    };
+    let log = dir.s("audit");
+    let r = direct_run(
+        &["--source", &fifo.to_string_lossy(), "--audit-file", &log],
+        "get 65536",
+        None,
+    );
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 65536);
+    let high = r.raw_stdout.iter().filter(|&&b| b & 0x80 != 0).count();
+    // Binomial(65536, 1/2): 32768 +- 128 (1 sigma); 0 without the XOR.
+    assert!((31_000..=34_500).contains(&high), "{high} bytes with bit 7");
+    let events = audit(Path::new(&log));
+    assert!(events.iter().all(|e| !e.line.contains("dropped")));
+    let start = events.iter().find(|e| e.what == "start").unwrap();
+    let want = format!("source={}^getrandom", fifo.display());
+    assert!(start.line.contains(&want), "{}", start.line);
+}
+
+/// A FIFO of counter bytes (0, 1, ..., 255, 0, ...) passes the repetition
+/// and proportion tests; the repeated-block test catches it at the second
+/// period and getrandom carries on.
+#[test]
+fn counter_source_is_dropped() {
+    let dir = TempDir::new("counter");
+    let fifo = dir.join("rng");
+    mkfifo(&fifo);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let b: Vec<u8> = (0..4096).map(|i| i as u8).collect();
+            while !stop.load(Ordering::Relaxed) {
+                if std::io::Write::write(&mut f, &b).is_err() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let log = dir.s("audit");
+    let r = direct_run(
+        &["--source", &fifo.to_string_lossy(), "--audit-file", &log],
+        "get 65536",
+        None,
+    );
+    stop.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 65536);
+    let events = audit(Path::new(&log));
+    let drops: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.line.contains("dropped"))
+        .collect();
+    assert_eq!(drops.len(), 1);
+    assert!(
+        drops[0].line.contains("repeated-block"),
+        "{}",
+        drops[0].line
+    );
 }
 
 /// `--source auto` with a /dev/hwrng that turns constant (a FIFO mounted
@@ -1044,4 +1172,432 @@ fn auto_source_drops_a_failing_hwrng() {
     check_switch(&dir, &["--source", "auto"], Some(&script));
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Sessions end on time whatever the client does
+
+/// A session whose reader stops reading (stdout is a pipe nobody drains,
+/// like a zero SSH window): the write blocks, and `--max-time`, or
+/// `--write-timeout` when it comes first, still ends it with status 0, its
+/// slot freed and the reason in the audit log. (The exact timing is tested
+/// in-process with a fake clock; here: it ends at all, and why.)
+#[test]
+fn a_reader_that_stops_reading_cannot_outlast_the_deadlines() {
+    for (args, reason) in [
+        (["--max-time", "2s"], "max-time reached"),
+        (["--write-timeout", "1s"], "client stopped reading"),
+    ] {
+        let dir = TempDir::new("stopread");
+        let locks = dir.s("locks");
+        let log = dir.join("audit");
+        let mut a = vec![
+            "--lock-dir",
+            &locks,
+            "--max-sessions",
+            "1",
+            "--audit-file",
+            log.to_str().unwrap(),
+        ];
+        a.extend(args);
+        let mut child = Killed(
+            direct(&a, "", None)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        // Hold the read end and never read from it.
+        let _unread = child.0.stdout.take();
+        let pid = child.0.id();
+        wait_for("the session to end", Duration::from_secs(30), || {
+            exited(pid)
+        });
+        let o = wait_limit(&mut child.0, Duration::from_secs(5));
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert_eq!(held_slots(&dir.join("locks/client-default")), 0);
+        let events = audit(&log);
+        let end = events.iter().find(|e| e.what == "end").unwrap();
+        assert!(end.line.contains(reason), "{args:?}: {}", end.line);
+        // It wrote what the pipe took (64 KiB by default), then blocked.
+        let bytes: u64 = end
+            .line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("bytes="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=1 << 20).contains(&bytes), "{}", end.line);
+    }
+}
+
+/// The attack over real SSH: a client streams into a pipe it never reads,
+/// holding the only slot of `--max-total-sessions 1`. `--max-time 3s` ends
+/// that session although its write is blocked, and the next client is
+/// served.
+fn stalled_client_is_cut_off_at_max_time(flavor: Flavor) {
+    let dir = TempDir::new("stallssh");
+    let srv = SshServer::start(flavor, "");
+    let key = srv.client_key(&dir, "id");
+    let (locks, log) = (dir.s("locks"), dir.join("audit"));
+    srv.set_authorized_keys(&forced_line(
+        &server_command(&format!(
+            "--max-total-sessions 1 --max-time 3s --lock-dir {locks} --audit-file {}",
+            log.display()
+        )),
+        &key,
+    ));
+    let home = pinned_home(&srv, &dir);
+    let mut hog = Killed(
+        ssh(&srv, &key, &home, "127.0.0.1", None, "cat /dev/random")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _unread = hog.0.stdout.take();
+    wait_for("the first session", Duration::from_secs(20), || {
+        held_slots(&Path::new(&locks).join("all")) == 1
+    });
+    // While it holds the slot, a second client is refused (75).
+    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 16"));
+    r.code(75);
+    wait_for(
+        "the stalled session to end",
+        Duration::from_secs(30),
+        || held_slots(&Path::new(&locks).join("all")) == 0,
+    );
+    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 16"));
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 16);
+    let events = audit(&log);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.what == "end" && e.line.contains("max-time reached")),
+        "no max-time end line"
+    );
+}
+
+#[test]
+fn stalled_client_is_cut_off_at_max_time_dropbear() {
+    stalled_client_is_cut_off_at_max_time(Flavor::Dropbear);
+}
+
+#[test]
+fn stalled_client_is_cut_off_at_max_time_openssh() {
+    stalled_client_is_cut_off_at_max_time(Flavor::OpenSsh);
+}
+
+// ---------------------------------------------------------------------------
+// Client arguments that would hammer a server
+
+/// `--interval 0` would run SSH sessions back to back and `-p 0` names no
+/// port: both are refused with one line and status 64, before any session.
+#[test]
+fn zero_interval_and_zero_port_are_refused() {
+    let dir = TempDir::new("zero");
+    for args in [
+        &["--interval", "0", "127.0.0.1"][..],
+        &["--interval", "0s", "127.0.0.1"],
+        &["--interval", "0ms", "127.0.0.1"],
+        &["-p", "0", "127.0.0.1"],
+        &["--port", "0", "127.0.0.1"],
+    ] {
+        let r = run_limit(
+            Command::new(bin())
+                .arg("client")
+                .args(["--status-file", &dir.s("status"), "--host-key"])
+                .arg("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB0f2J1RkV3dRs0bMJNL0t1gX3jR3mvkbl2vA2X8oMS9")
+                .args(args)
+                .stdin(Stdio::null()),
+            Duration::from_secs(10),
+        );
+        refused(
+            &r,
+            64,
+            if args[0] == "--interval" {
+                "--interval 0 would open SSH sessions back to back"
+            } else {
+                "-p 0: the port must be 1 to 65535"
+            },
+        );
+        assert!(!dir.join("status").exists(), "{args:?} started a session");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Link-local IPv6 peers
+
+/// A link-local peer over real Dropbear: in a private network namespace a
+/// veth pair carries fe80::1 on es0; the client (dbclient, then OpenSSH's
+/// ssh) connects to `fe80::1%es0`, and the server sees SSH_CONNECTION
+/// `fe80::1%es0 ...`. `--allow-from fe80::%es0/64` admits it (the audit
+/// line names the peer with its zone); a network on another zone refuses it
+/// with 77. Real: dropbear, dbclient, ssh, the kernel's IPv6 scoping; the
+/// namespace keeps the addresses and port 2222 away from the host.
+#[test]
+fn link_local_peer_with_a_zone_over_real_dropbear() {
+    need_root();
+    let dir = TempDir::new("linklocal");
+    let host = dropbear_key(&dir, "host", "ed25519");
+    let db = dropbear_key(&dir, "id_db", "ed25519");
+    let os = openssh_key(&dir, "id_os", "ed25519");
+    std::fs::create_dir(dir.join("ssh")).unwrap();
+    let log = dir.s("audit");
+    let keys = |allow: &str| {
+        let cmd = server_command(&format!("--allow-from {allow} --audit-file {log}"));
+        let text = forced_line(&cmd, &db) + &forced_line(&cmd, &os);
+        std::fs::write(dir.join("ssh/authorized_keys"), text).unwrap();
+    };
+    let session = |ssh: &str, key: &Keypair| {
+        let script = format!(
+            "set -e
+             ip link set lo up
+             ip link add es0 type veth peer name es1
+             ip link set es0 up; ip link set es1 up
+             ip -6 addr add fe80::1/64 dev es0 nodad
+             mount --bind {ssh_dir} /root/.ssh
+             if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc; fi
+             {dropbear} -F -E -s -p 2222 -r {host} -P {dir}/pid >{dir}/dropbear.log 2>&1 &
+             for i in $(seq 100); do [ -e {dir}/pid ] && break; sleep 0.05; done
+             set +e
+             {bin} client --once 64 --ssh {ssh} -p 2222 -i {key} --host-key \"$HK\" \
+                 --status-file {dir}/status --seed-dir {dir}/seed 'root@fe80::1%es0'
+             rc=$?
+             kill $! 2>/dev/null; rm -f {dir}/pid
+             exit $rc",
+            ssh_dir = dir.join("ssh").display(),
+            dropbear = need("dropbear").display(),
+            host = host.private.display(),
+            dir = dir.join("").display(),
+            bin = bin(),
+            ssh = need(ssh).display(),
+            key = key.private.display(),
+        );
+        run_limit(
+            Command::new(need("unshare"))
+                .args(["-n", "-m", "--propagation", "private", "sh", "-c", &script])
+                .env("HK", host.type_and_key())
+                .stdin(Stdio::null()),
+            Duration::from_secs(60),
+        )
+    };
+    keys("fe80::%es0/64");
+    for (ssh, key) in [("dbclient", &db), ("ssh", &os)] {
+        session(ssh, key)
+            .ok()
+            .stdout_has("received 64 bytes from root@fe80::1%es0:2222");
+    }
+    let events = audit(Path::new(&log));
+    let starts: Vec<&Event> = events.iter().filter(|e| e.what == "start").collect();
+    assert_eq!(starts.len(), 2);
+    assert!(starts.iter().all(|e| e.line.contains(" peer=fe80::1%es0 ")));
+    // A network on another zone does not admit it.
+    std::fs::remove_file(&log).unwrap();
+    keys("fe80::%es1/64,10.0.0.0/8");
+    session("dbclient", &db).failed();
+    let events = audit(Path::new(&log));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].what, "refused");
+    assert!(events[0].line.contains("status=77"), "{}", events[0].line);
+    assert!(events[0]
+        .line
+        .contains("fe80::1%es0 is not in --allow-from"));
+}
+
+// ---------------------------------------------------------------------------
+// Kernels that routers still run
+
+/// Before 4.17 the kernel has no RNDRESEEDCRNG and answers EINVAL. strace
+/// makes this kernel answer that way for exactly that ioctl (found by a
+/// first, plain run): `sink` still credits, says once that the kernel
+/// cannot force a reseed, reports "reseeded no" and exits 0. Real: the
+/// kernel's RNDADDENTROPY; injected: the EINVAL of the reseed.
+#[test]
+fn reseed_einval_on_old_kernels_is_said_once_not_a_failure() {
+    need_root();
+    let dir = TempDir::new("oldkernel");
+    let sink = |inject: Option<usize>, log: &str| {
+        let mut c = Command::new(need("strace"));
+        c.args(["-f", "-qq", "-o", log, "-e", "trace=ioctl"]);
+        if let Some(n) = inject {
+            c.args(["-e", &format!("inject=ioctl:error=EINVAL:when={n}")]);
+        }
+        let mut child = c
+            .arg(bin())
+            .args(["sink", "--min-bytes", "64", "--credit-bits-per-byte", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &random_bytes(64)).unwrap();
+        let o = wait_limit(&mut child, Duration::from_secs(30));
+        let calls: Vec<String> = std::fs::read_to_string(log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("ioctl("))
+            .map(String::from)
+            .collect();
+        (o, calls)
+    };
+    let (o, calls) = sink(None, &dir.s("plain"));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let n = 1 + calls
+        .iter()
+        .position(|l| l.contains("RNDRESEEDCRNG") || l.contains("0x5207"))
+        .unwrap_or_else(|| panic!("no RNDRESEEDCRNG in {calls:?}"));
+    let (o, calls) = sink(Some(n), &dir.s("old"));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        calls[n - 1].contains("EINVAL") && calls[n - 1].contains("INJECTED"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[..n - 1]
+            .iter()
+            .any(|l| l.contains("RNDADDENTROPY") || l.contains("0x40085203")),
+        "{calls:?}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("cannot force a CRNG reseed").count(),
+        1,
+        "{err}"
+    );
+    let all = format!("{out}{err}");
+    assert!(all.contains("credited 64 bits, reseeded no"), "{all}");
+}
+
+// ---------------------------------------------------------------------------
+// Runtime directories the SSH client would not read as one path
+
+/// OpenSSH splits `UserKnownHostsFile=` on whitespace: with `--runtime-dir
+/// "DIR/a b"` it would also read `DIR/a`, where someone planted a
+/// known_hosts line for the real server while the client pins another key
+/// (the wrong pin would be accepted). Such a directory, and one with `%`
+/// (a token OpenSSH expands), is refused with one line (64) before any
+/// session: the server's audit log stays empty. Real sshd and ssh.
+#[test]
+fn runtime_dir_with_a_space_or_percent_is_refused() {
+    let dir = TempDir::new("rtspace");
+    let log = dir.s("audit");
+    let srv = SshServer::start(Flavor::OpenSsh, "");
+    let key = srv.client_key(&dir, "id");
+    srv.set_authorized_keys(&forced_line(
+        &server_command(&format!("--audit-file {log}")),
+        &key,
+    ));
+    let wrong = openssh_key(&dir, "not_the_server", "ed25519").type_and_key();
+    std::fs::write(
+        dir.join("a"),
+        format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key),
+    )
+    .unwrap();
+    for runtime in [
+        dir.s("a b"),
+        dir.s("a\tb"),
+        dir.s("a\nb"),
+        dir.s("p%d"),
+        dir.s("q%%"),
+    ] {
+        let r = run(client_cmd_opts(
+            &srv,
+            &key,
+            &dir,
+            &[("--host-key", &wrong), ("--runtime-dir", &runtime)],
+        )
+        .current_dir(dir.join(""))
+        .args(["--once", "64", "127.0.0.1"]));
+        r.code(64)
+            .one_line_error()
+            .stderr_has("would not read as one path")
+            .no_stdout();
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "");
+    // The same wrong pin with a plain runtime directory: refused for the
+    // host key, as it must be.
+    let r = run(client_cmd_opts(
+        &srv,
+        &key,
+        &dir,
+        &[("--host-key", &wrong), ("--runtime-dir", &dir.s("plain"))],
+    )
+    .args(["--once", "64", "127.0.0.1"]));
+    r.failed();
+    assert_eq!(std::fs::read_to_string(&log).unwrap_or_default(), "");
+}
+
+/// For a user other than root the default lock directory was
+/// /tmp/entropyservice-UID, which any other user can create first to deny
+/// service. Now: `$XDG_RUNTIME_DIR/entropyservice` when that is set; and
+/// the refusal of a squatted directory names its owner. Runs as nobody
+/// (setpriv) on a fresh /tmp in a private mount namespace; the squatter is
+/// `daemon` (uid 1).
+#[test]
+fn squatted_default_lock_dir_names_its_owner_and_xdg_runtime_dir_is_used() {
+    need_root();
+    need("setpriv");
+    let script = format!(
+        "mount -t tmpfs -o mode=1777 none /tmp || exit 90
+         mkdir -m 700 /tmp/entropyservice-65534 /tmp/xdg || exit 91
+         chown 1:1 /tmp/entropyservice-65534 && chown 65534:65534 /tmp/xdg || exit 92
+         run() {{ setpriv --reuid 65534 --regid 65534 --clear-groups \"$@\" {bin} server --max-sessions 1; }}
+         run env -u XDG_RUNTIME_DIR >/dev/null; echo \"squatted: $?\"
+         run env XDG_RUNTIME_DIR=/tmp/xdg | wc -c; stat -c '%a %u %n' /tmp/xdg/entropyservice",
+        bin = bin()
+    );
+    let r = run_limit(
+        Command::new(need("unshare"))
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env("SSH_ORIGINAL_COMMAND", "get 16")
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    );
+    r.ok()
+        .stdout_has("squatted: 78\n")
+        .stdout_has("16\n700 65534 /tmp/xdg/entropyservice\n")
+        .stderr_has("directory /tmp/entropyservice-65534 is not private to this user: it is owned by uid 1 (daemon) instead of this user, uid 65534 (nobody)");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+/// `auto` with a regular file where /dev/hwrng should be (bind-mounted in a
+/// private mount namespace, as a container might have it): not a device,
+/// so getrandom alone from the start, and nothing replayed from the file.
+#[test]
+fn auto_source_ignores_a_regular_file_at_dev_hwrng() {
+    need_root();
+    assert!(
+        Path::new("/dev/hwrng").exists(),
+        "this test mounts a file over /dev/hwrng, which must exist as a mount point"
+    );
+    let dir = TempDir::new("hwrngfile");
+    std::fs::write(dir.join("hwrng"), random_bytes(65536)).unwrap();
+    let log = dir.s("audit");
+    let script = format!(
+        "mount --bind {} /dev/hwrng && exec {} server --source auto --audit-file {log}",
+        dir.join("hwrng").display(),
+        bin()
+    );
+    let r = run_limit(
+        Command::new(need("unshare"))
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env("SSH_ORIGINAL_COMMAND", "get 4096")
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    );
+    r.ok();
+    assert_eq!(r.raw_stdout.len(), 4096);
+    let events = audit(Path::new(&log));
+    let start = events.iter().find(|e| e.what == "start").unwrap();
+    assert!(start.line.contains(" source=getrandom "), "{}", start.line);
 }

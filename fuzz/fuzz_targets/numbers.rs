@@ -1,14 +1,53 @@
 //! Numeric and name options: parse::decimal, parse::duration_ns,
 //! parse::is_safe_name, parse::is_safe_host, parse::user_host (and
-//! ssh::check_target, which gates what goes on the ssh command line).
-//! Each is checked against an independent oracle.
+//! ssh::check_target, which gates what goes on the ssh command line), and
+//! ssh::check_runtime_dir (the path that goes into OpenSSH's
+//! UserKnownHostsFile=). Each is checked against an independent oracle.
 //!
 //! Input: the option value as text.
 #![no_main]
 
 use entropyservice::parse::{decimal, duration_ns, is_safe_host, is_safe_name, user_host};
-use entropyservice::ssh::check_target;
+use entropyservice::ssh::{check_runtime_dir, check_target};
 use libfuzzer_sys::fuzz_target;
+
+/// How OpenSSH (misc.c argv_split, 8.7+) splits an option's value into
+/// words: whitespace separates, quotes group, a backslash escapes a quote,
+/// a backslash or (outside quotes) a space.
+fn openssh_words(s: &str) -> Vec<String> {
+    let b: Vec<char> = s.chars().collect();
+    let (mut words, mut i) = (Vec::new(), 0);
+    while i < b.len() {
+        while i < b.len() && (b[i] == ' ' || b[i] == '\t') {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let (mut w, mut quote) = (String::new(), None);
+        while i < b.len() {
+            let c = b[i];
+            if c == '\\'
+                && i + 1 < b.len()
+                && (matches!(b[i + 1], '\'' | '"' | '\\') || quote.is_none() && b[i + 1] == ' ')
+            {
+                i += 1;
+                w.push(b[i]);
+            } else if quote.is_none() && (c == ' ' || c == '\t') {
+                break;
+            } else if quote.is_none() && (c == '"' || c == '\'') {
+                quote = Some(c);
+            } else if quote == Some(c) {
+                quote = None;
+            } else {
+                w.push(c);
+            }
+            i += 1;
+        }
+        words.push(w);
+    }
+    words
+}
 
 fn oracle_decimal(s: &str) -> Option<u64> {
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -82,13 +121,22 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let host = is_safe_host(s);
-    assert_eq!(
-        host,
-        (1..=253).contains(&s.len())
-            && !s.starts_with('-')
-            && s.bytes().all(|b| name_char(b) || b == b':'),
-        "is_safe_host({s:?})"
-    );
+    // A link-local address may carry its zone: `IPV6%ZONE`, the zone 1-15
+    // name characters.
+    let want = match s.split_once('%') {
+        Some((a, z)) => {
+            a.parse::<std::net::Ipv6Addr>().is_ok()
+                && (1..=15).contains(&z.len())
+                && z.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        }
+        None => {
+            (1..=253).contains(&s.len())
+                && !s.starts_with('-')
+                && s.bytes().all(|b| name_char(b) || b == b':')
+        }
+    };
+    assert_eq!(host, want, "is_safe_host({s:?})");
 
     match user_host(s) {
         Some((user, h)) => {
@@ -122,4 +170,17 @@ fuzz_target!(|data: &[u8]| {
             is_safe_host(h) && is_safe_name(u)
         );
     }
+
+    // A runtime directory is accepted only if OpenSSH reads the known_hosts
+    // path below it as exactly that one path: one word, nothing to unquote,
+    // no `%` token, no `~` to expand.
+    let ok = check_runtime_dir(s).is_ok();
+    let kh = format!("{s}/home-1/.ssh/known_hosts");
+    let plain = openssh_words(&kh) == [kh.clone()]
+        && !kh.contains(['%', '"', '\'', '\\'])
+        && !kh.starts_with('~')
+        && !kh
+            .chars()
+            .any(|c| c.is_ascii_control() || c.is_ascii_whitespace());
+    assert_eq!(ok, plain, "check_runtime_dir({s:?})");
 });

@@ -1,29 +1,139 @@
-//! SSH_CONNECTION / SSH_CLIENT -> parse::peer_address, and --allow-from
-//! -> parse::Cidr::parse / parse::cidr_list / Cidr::contains, checked
-//! against an independent bit-mask implementation.
+//! SSH_CONNECTION / SSH_CLIENT -> parse::peer / parse::peer_address, and
+//! --allow-from -> parse::Cidr::parse / parse::cidr_list / Cidr::contains /
+//! Cidr::admits, checked against an independent oracle: its own address
+//! text parser (RFC 4291 section 2.2 forms as std accepts them, written
+//! here without std's parser, which the code under test uses), its own
+//! zone rules (RFC 4007 `%ZONE`) and a bit-mask `contains`.
 //!
 //! Input: `PEER_VAR\nCIDR_LIST` (everything after the first newline is the
 //! CIDR list; each comma-separated entry is also parsed on its own).
 #![no_main]
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use entropyservice::parse::{cidr_list, decimal, peer_address, Cidr};
+use entropyservice::parse::{cidr_list, peer, peer_address, Cidr, Peer};
 use libfuzzer_sys::fuzz_target;
 
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => {
+            let x = u128::from(v6);
+            if x >> 32 == 0xffff {
+                IpAddr::V4(Ipv4Addr::from(x as u32))
+            } else {
+                IpAddr::V6(v6)
+            }
+        }
         v4 => v4,
     }
 }
 
-/// The oracle's view of a CIDR: what the text says, parsed by std.
-fn oracle_cidr(s: &str) -> Option<(IpAddr, u32)> {
-    let (a, p) = match s.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
+fn digits(s: &str, radix: u32, max_len: usize) -> Option<u128> {
+    if s.is_empty() || s.len() > max_len || !s.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    Some(s.chars().fold(0, |v, c| {
+        v * u128::from(radix) + u128::from(c.to_digit(radix).unwrap())
+    }))
+}
+
+/// Dotted quad: four decimal octets, no leading zeros (std's rule).
+fn oracle_v4(s: &str) -> Option<u32> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    let mut v = 0u32;
+    for p in parts {
+        if p.len() > 1 && p.starts_with('0') {
+            return None;
+        }
+        let n = digits(p, 10, 3)?;
+        if n > 255 {
+            return None;
+        }
+        v = v << 8 | n as u32;
+    }
+    Some(v)
+}
+
+/// Colon-separated groups of 1-4 hex digits; the last may be a dotted quad
+/// (two groups) when `v4_tail`.
+fn groups(s: &str, v4_tail: bool) -> Option<Vec<u16>> {
+    if s.is_empty() {
+        return Some(vec![]);
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut g = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if v4_tail && i + 1 == parts.len() && p.contains('.') {
+            let v = oracle_v4(p)?;
+            g.push((v >> 16) as u16);
+            g.push(v as u16);
+        } else {
+            g.push(digits(p, 16, 4)? as u16);
+        }
+    }
+    Some(g)
+}
+
+/// Eight groups, or fewer with one `::` standing for one or more zero groups.
+fn oracle_v6(s: &str) -> Option<u128> {
+    let g = match s.find("::") {
+        None => {
+            let g = groups(s, true)?;
+            (g.len() == 8).then_some(g)?
+        }
+        Some(i) => {
+            let (h, t) = (&s[..i], &s[i + 2..]);
+            if t.contains("::") {
+                return None;
+            }
+            let (h, t) = (groups(h, false)?, groups(t, true)?);
+            if h.len() + t.len() > 7 {
+                return None;
+            }
+            let mut g = h;
+            g.resize(8 - t.len(), 0);
+            g.extend(t);
+            g
+        }
+    };
+    Some(g.iter().fold(0u128, |v, &x| v << 16 | u128::from(x)))
+}
+
+fn oracle_ip(s: &str) -> Option<IpAddr> {
+    if let Some(v) = oracle_v4(s) {
+        return Some(IpAddr::V4(Ipv4Addr::from(v)));
+    }
+    oracle_v6(s).map(|v| IpAddr::V6(Ipv6Addr::from(v)))
+}
+
+/// `ADDR` or `IPV6%ZONE`: a zone is 1-15 of letters, digits, '.', '_', '-'
+/// and only follows an IPv6 address that is not IPv4-mapped.
+fn oracle_scoped(s: &str) -> Option<(IpAddr, Option<String>)> {
+    match s.find('%') {
+        None => Some((canonical(oracle_ip(s)?), None)),
+        Some(i) => {
+            let (a, z) = (&s[..i], &s[i + 1..]);
+            let v6 = oracle_v6(a)?;
+            let zone_ok = (1..=15).contains(&z.len())
+                && z.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+            (zone_ok && v6 >> 32 != 0xffff)
+                .then(|| (IpAddr::V6(Ipv6Addr::from(v6)), Some(z.to_string())))
+        }
+    }
+}
+
+type Net = (IpAddr, u32, Option<String>);
+
+/// The oracle's view of a CIDR: `ADDR[%ZONE][/PREFIX]`.
+fn oracle_cidr(s: &str) -> Option<Net> {
+    let (a, p) = match s.find('/') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    let addr = canonical(a.parse().ok()?);
+    let (addr, zone) = oracle_scoped(a)?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match p {
         None => max,
@@ -38,11 +148,11 @@ fn oracle_cidr(s: &str) -> Option<(IpAddr, u32)> {
             u32::try_from(n).ok()?
         }
     };
-    (prefix <= max).then_some((addr, prefix))
+    (prefix <= max).then_some((addr, prefix, zone))
 }
 
-fn oracle_contains(net: (IpAddr, u32), ip: IpAddr) -> bool {
-    let (addr, prefix) = net;
+fn oracle_contains(net: &Net, ip: IpAddr) -> bool {
+    let (addr, prefix) = (net.0, net.1);
     match (addr, canonical(ip)) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
             let mask = if prefix == 0 {
@@ -84,7 +194,11 @@ fn probes(addr: IpAddr, extra: Option<IpAddr>) -> Vec<IpAddr> {
     v
 }
 
-fn check_cidr(s: &str, peer: Option<IpAddr>, deep: bool) -> Option<Cidr> {
+fn oracle_admits(net: &Net, p: &Peer) -> bool {
+    oracle_contains(net, p.ip) && (net.2.is_none() || net.2.as_deref() == p.zone.as_deref())
+}
+
+fn check_cidr(s: &str, peer: Option<&Peer>, deep: bool) -> Option<Cidr> {
     let c = Cidr::parse(s);
     let o = oracle_cidr(s);
     assert_eq!(
@@ -96,20 +210,34 @@ fn check_cidr(s: &str, peer: Option<IpAddr>, deep: bool) -> Option<Cidr> {
     // All probes for the first few entries; the network and the peer for
     // the rest (keeps long lists fast).
     let ips = if deep {
-        probes(o.0, peer)
+        probes(o.0, peer.map(|p| p.ip))
     } else {
-        [o.0].into_iter().chain(peer).collect()
+        [o.0].into_iter().chain(peer.map(|p| p.ip)).collect()
     };
     for ip in ips {
         assert_eq!(
             c.contains(ip),
-            oracle_contains(o, ip),
+            oracle_contains(&o, ip),
             "{s:?} contains {ip}"
         );
+        // The same address with no zone, with the network's zone, another.
+        for zone in [None, o.2.clone(), Some("zz9".to_string())] {
+            let p = Peer {
+                ip,
+                zone: zone.as_deref().map(|z| z.try_into().unwrap()),
+            };
+            assert_eq!(c.admits(&p), oracle_admits(&o, &p), "{s:?} admits {p}");
+        }
+    }
+    if let Some(p) = peer {
+        assert_eq!(c.admits(p), oracle_admits(&o, p), "{s:?} admits {p}");
     }
     // Same network written canonically parses to the same value.
-    let text = format!("{}/{}", o.0, o.1);
-    assert_eq!(Cidr::parse(&text), Some(c), "{s:?} vs {text:?}");
+    let text = match &o.2 {
+        Some(z) => format!("{}%{z}/{}", o.0, o.1),
+        None => format!("{}/{}", o.0, o.1),
+    };
+    assert_eq!(Cidr::parse(&text).as_ref(), Some(&c), "{s:?} vs {text:?}");
     Some(c)
 }
 
@@ -119,28 +247,34 @@ fuzz_target!(|data: &[u8]| {
     };
     let (var, list) = text.split_once('\n').unwrap_or((text, ""));
 
-    let peer = peer_address(var);
+    let got = peer(var);
     let mut words = var.split_ascii_whitespace();
     let expect = match (words.next(), words.next()) {
-        (Some(a), Some(p)) if decimal(p).is_some_and(|p| p <= 65535) => {
-            a.parse::<IpAddr>().ok().map(canonical)
-        }
+        (Some(a), Some(p)) if digits(p, 10, 20).is_some_and(|p| p <= 65535) => oracle_scoped(a),
         _ => None,
     };
-    assert_eq!(peer, expect, "peer_address({var:?})");
-    if let Some(ip) = peer {
-        if let IpAddr::V6(v6) = ip {
-            assert!(v6.to_ipv4_mapped().is_none(), "{ip} not folded");
+    assert_eq!(
+        got.as_ref()
+            .map(|p| (p.ip, p.zone.as_deref().map(String::from))),
+        expect,
+        "peer({var:?})"
+    );
+    assert_eq!(peer_address(var), got.as_ref().map(|p| p.ip));
+    if let Some(p) = &got {
+        if let IpAddr::V6(v6) = p.ip {
+            assert!(u128::from(v6) >> 32 != 0xffff, "{p} not folded");
         }
-        assert_eq!(peer_address(&format!("{ip} 22 10.0.0.1 22")), Some(ip));
+        assert!(p.zone.is_none() || p.ip.is_ipv6());
+        // Its printed form (the audit log's) parses back to the same peer.
+        assert_eq!(peer(&format!("{p} 22 10.0.0.1 22")).as_ref(), Some(p));
         // A peer always matches its own host route and the catch-alls.
-        let host = Cidr::parse(&ip.to_string()).expect("own address");
-        assert!(host.contains(ip));
-        let any = if ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
-        assert!(Cidr::parse(any).unwrap().contains(ip));
+        let host = Cidr::parse(&p.to_string()).expect("own address");
+        assert!(host.contains(p.ip) && host.admits(p));
+        let any = if p.ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        assert!(Cidr::parse(any).unwrap().admits(p));
     }
 
-    let single = check_cidr(var.trim(), peer, true);
+    let single = check_cidr(var.trim(), got.as_ref(), true);
     if let Some(c) = single {
         assert_eq!(cidr_list(var.trim()).map(|v| v.to_vec()), Some(vec![c]));
     }
@@ -149,13 +283,13 @@ fuzz_target!(|data: &[u8]| {
     let each: Vec<Option<Cidr>> = parts
         .iter()
         .enumerate()
-        .map(|(i, p)| check_cidr(p.trim(), peer, i < 4))
+        .map(|(i, p)| check_cidr(p.trim(), got.as_ref(), i < 4))
         .collect();
-    let got = cidr_list(list);
+    let all = cidr_list(list);
     if parts.len() <= 32 && each.iter().all(Option::is_some) {
         let want: Vec<Cidr> = each.into_iter().map(Option::unwrap).collect();
-        assert_eq!(got.as_deref(), Some(&want[..]), "cidr_list({list:?})");
+        assert_eq!(all.as_deref(), Some(&want[..]), "cidr_list({list:?})");
     } else {
-        assert!(got.is_none(), "cidr_list({list:?}) = {got:?}");
+        assert!(all.is_none(), "cidr_list({list:?}) = {all:?}");
     }
 });
