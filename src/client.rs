@@ -276,7 +276,7 @@ fn fetch_exact(
         match sess.read(&mut buf[got..], timeout)? {
             Read::Data(n) => got += n,
             Read::Eof => {
-                if let Some(e) = ssh_failure(sess, s, got == 0) {
+                if let Some(e) = ssh_failure(sess, s, got == 0, EOF) {
                     return Err(e);
                 }
                 let (a, b) = (Num::new(got as u64), Num::new(buf.len() as u64));
@@ -294,7 +294,7 @@ fn fetch_exact(
                 ));
             }
             Read::Timeout => {
-                if let Some(e) = ssh_failure(sess, s, got == 0) {
+                if let Some(e) = ssh_failure(sess, s, got == 0, !EOF) {
                     return Err(e);
                 }
                 let what = if got == 0 {
@@ -433,7 +433,7 @@ fn stream_session(
             }
             end @ (Read::Eof | Read::Timeout) => {
                 chunk.fill(0);
-                if let Some(e) = ssh_failure(sess, s, first) {
+                if let Some(e) = ssh_failure(sess, s, first, end == Read::Eof) {
                     return Err(e);
                 }
                 let what = if end == Read::Eof {
@@ -451,11 +451,32 @@ fn stream_session(
     }
 }
 
+/// `ssh_failure`'s `eof`: the child closed its stdout (not a timeout).
+const EOF: bool = true;
+
 /// Ends a session that hit EOF or a timeout. If nothing came yet and the
-/// SSH client said why (host key, auth, connection), that is the error.
-fn ssh_failure(sess: Session, s: &Server, nothing_yet: bool) -> Option<Error> {
-    let (_, err) = sess.finish();
-    (nothing_yet && !err.trim().is_empty()).then(|| ssh::diagnose(s, &err))
+/// SSH client said why (host key, auth, connection), that is the error. A
+/// client that closed its output unasked, with nothing on stdout or stderr
+/// and a failed exit, never reached the server (killed, or it died before
+/// or right after exec): that is not the server's fault.
+fn ssh_failure(sess: Session, s: &Server, nothing_yet: bool, eof: bool) -> Option<Error> {
+    let (clean, err) = sess.finish();
+    if !nothing_yet {
+        return None;
+    }
+    if !err.trim().is_empty() {
+        return Some(ssh::diagnose(s, &err));
+    }
+    (eof && !clean).then(|| {
+        Error::new(
+            Status::Unavailable,
+            msg(&[
+                "the SSH client for ",
+                &s.label(),
+                " failed before any output and without a message (killed, or it cannot run here); nothing credited",
+            ]),
+        )
+    })
 }
 
 /// Servers in failover order, each with the time until which it is skipped.

@@ -176,6 +176,10 @@ pub fn spawn(
         (err_w.as_raw_fd(), 2),
     ];
     let report = exec_w.as_raw_fd();
+    // The child compares its parent with this pid, not with 1: under ujail
+    // (a new PID namespace) or as a container's init this process IS pid 1,
+    // and a child that saw getppid() == 1 as "parent died" never exec'd.
+    let parent = rustix::process::getpid().as_raw_pid();
 
     // SAFETY: fork has no memory-safety preconditions; the child branch below
     // uses only async-signal-safe libc calls on memory prepared before fork,
@@ -210,9 +214,11 @@ pub fn spawn(
                     0,
                     0,
                 );
-                // The parent may have died before prctl took effect.
-                if libc::getppid() == 1 {
-                    libc::_exit(1);
+                // The parent may have died before prctl took effect (then
+                // nobody reads the report, but every early exit reports).
+                if libc::getppid() != parent {
+                    *libc::__errno_location() = libc::ESRCH;
+                    child_fail(report);
                 }
             }
             match &env_p {

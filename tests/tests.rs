@@ -6,6 +6,7 @@ mod util;
 
 mod e2e;
 mod faults;
+mod jail;
 mod limits;
 mod offline;
 mod seeding;
