@@ -171,6 +171,10 @@ pub struct Seed {
     /// seed directory (default /etc/entropyservice/seed)
     #[argh(option)]
     pub seed_dir: Option<String>,
+    /// the directory an unprivileged (jailed) client keeps its seeds in:
+    /// they are mixed without credit and removed
+    #[argh(option)]
+    pub client_seed_dir: Option<String>,
 }
 
 /// Show the client's state and the kernel's random pool.

@@ -425,3 +425,161 @@ fn ssh_client_dying_silently_is_not_blamed_on_the_server() {
         r.explain()
     );
 }
+
+// --- Root's seed files next to a jail user's ------------------------------
+
+fn seed_cmd(action: &str, dir: &str, client: Option<&str>) -> Run {
+    let mut c = Command::new(bin());
+    c.args(["seed", action, "--seed-dir", dir]);
+    if let Some(cd) = client {
+        c.args(["--client-seed-dir", cd]);
+    }
+    run_limit(c.stdin(Stdio::null()), Duration::from_secs(20))
+}
+
+fn private_dir(p: &Path) {
+    std::fs::create_dir_all(p).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+fn seed_bytes(n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    entropyservice::sys::getrandom(&mut b, 0).unwrap();
+    b
+}
+
+/// `(bytes mixed, bits credited)` from the `seed load:` summary line.
+fn load_summary(r: &Run) -> (u64, u64) {
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("seed load: "))
+        .unwrap_or_else(|| panic!("no `seed load:` line\n{}", r.explain()));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1])
+}
+
+/// A FIFO, a symlink or another user's file where root looks for a seed
+/// is refused with one line each, never blocks boot, and the new seed is
+/// still saved; a directory named seed.no-credit does not stop seed.credit.
+#[test]
+fn seed_load_refuses_links_fifos_and_foreign_files() {
+    need_root();
+    let dir = TempDir::new("seedsafe");
+    let sd = dir.join("seed");
+    private_dir(&sd);
+    let sds = sd.to_str().unwrap();
+    // A FIFO as seed.credit: a plain open would block until a writer came.
+    run(Command::new(need("mkfifo")).arg(sd.join("seed.credit"))).ok();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, seed_bytes(64)).unwrap();
+    std::os::unix::fs::symlink(&secret, sd.join("seed.no-credit")).unwrap();
+    let start = Instant::now();
+    let r = seed_cmd("load", sds, None);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "seed load blocked"
+    );
+    r.ok()
+        .stderr_has(&format!(
+            "ignoring {sds}/seed.credit: not a regular file owned by this user"
+        ))
+        .stderr_has(&format!(
+            "ignoring {sds}/seed.no-credit: not a regular file"
+        ));
+    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(
+        std::fs::read(&secret).unwrap().len(),
+        64,
+        "link target touched"
+    );
+    // The new seed replaced the FIFO (or the link): a regular file of root's.
+    let saved = ["seed.credit", "seed.no-credit"]
+        .iter()
+        .filter(|n| std::fs::symlink_metadata(sd.join(n)).is_ok_and(|m| m.file_type().is_file()))
+        .count();
+    assert_eq!(saved, 1, "{}", r.explain());
+
+    // Another user's regular file in root's directory is not loaded.
+    for n in ["seed.credit", "seed.no-credit"] {
+        let _ = std::fs::remove_file(sd.join(n));
+    }
+    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::os::unix::fs::chown(sd.join("seed.credit"), Some(UID), Some(UID)).unwrap();
+    let r = seed_cmd("load", sds, None);
+    r.ok().stderr_has("another user's file");
+    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+
+    // A directory named seed.no-credit: seed.credit still loads and credits,
+    // and the new seed is saved.
+    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::create_dir(sd.join("seed.no-credit")).unwrap();
+    let r = seed_cmd("load", sds, None);
+    r.ok().stderr_has("new seed saved");
+    assert_eq!(load_summary(&r), (64, 512), "{}", r.explain());
+    assert!(sd.join("seed.credit").is_file(), "{}", r.explain());
+}
+
+/// Root does not load from a directory the jail user owns (it could plant
+/// links and FIFOs there at will), nor from a link to a directory.
+#[test]
+fn seed_load_refuses_a_directory_root_does_not_own() {
+    need_root();
+    let dir = TempDir::new("seeddir");
+    let sd = dir.join("seed");
+    user_dir(&sd);
+    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    let sds = sd.to_str().unwrap();
+    let r = seed_cmd("load", sds, None);
+    r.code(77).one_line_error().stderr_has(&format!(
+        "seed directory {sds} must be owned by the user running this command"
+    ));
+    assert!(
+        sd.join("seed.credit").exists(),
+        "touched a refused directory"
+    );
+    let own = dir.join("own");
+    private_dir(&own);
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&own, &link).unwrap();
+    seed_cmd("save", link.to_str().unwrap(), None)
+        .code(73)
+        .one_line_error()
+        .stderr_has("a symlink is refused");
+}
+
+/// The jailed client's own seed directory: root mixes what it finds there
+/// without credit and removes it, and a link or FIFO there is refused
+/// without blocking.
+#[test]
+fn seed_save_takes_the_jailed_clients_seed_without_credit() {
+    need_root();
+    let dir = TempDir::new("seedadopt");
+    let sd = dir.join("seed");
+    private_dir(&sd);
+    let cd = dir.join("client-seed");
+    user_dir(&cd);
+    std::fs::write(cd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::os::unix::fs::chown(cd.join("seed.credit"), Some(UID), Some(UID)).unwrap();
+    run(Command::new(need("mkfifo")).arg(cd.join("seed.no-credit"))).ok();
+    std::os::unix::fs::chown(cd.join("seed.no-credit"), Some(UID), Some(UID)).unwrap();
+    let (sds, cds) = (sd.to_str().unwrap(), cd.to_str().unwrap());
+    let r = seed_cmd("save", sds, Some(cds));
+    r.ok()
+        .stderr_has(&format!(
+            "seed {cds}/seed.credit: 64 bytes from the unprivileged client mixed without credit"
+        ))
+        .stderr_has(&format!("ignoring {cds}/seed.no-credit"));
+    assert!(!cd.join("seed.credit").exists(), "client seed not removed");
+    assert!(sd.join("seed.credit").is_file() || sd.join("seed.no-credit").is_file());
+    // A link planted in the client's directory is refused, its target kept.
+    let secret = dir.join("secret");
+    std::fs::write(&secret, seed_bytes(64)).unwrap();
+    std::os::unix::fs::symlink(&secret, cd.join("seed.credit")).unwrap();
+    let r = seed_cmd("load", sds, Some(cds));
+    r.ok().stderr_has(&format!("ignoring {cds}/seed.credit"));
+    assert_eq!(std::fs::read(&secret).unwrap().len(), 64);
+}
