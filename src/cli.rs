@@ -141,6 +141,10 @@ pub struct Client {
     /// fetch N bytes once with `get N`, credit them and exit
     #[argh(option)]
     pub once: Option<u32>,
+    /// check the options, key file, host key and SSH program, then exit
+    /// without connecting (status 0, or the error a start would give)
+    #[argh(switch)]
+    pub check: bool,
     /// [USER@]HOST of the first server
     #[argh(positional)]
     pub host: Option<String>,

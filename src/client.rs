@@ -228,12 +228,16 @@ fn config(a: &cli::Client) -> Result<Config> {
             None => ".".into(),
         },
     };
+    let interval = duration("interval", &a.interval)?;
+    if interval == 0 {
+        return Err(Error::new(Status::Usage, "--interval must be more than 0"));
+    }
     Ok(Config {
         program,
         servers,
         bits_per_byte: a.credit_bits_per_byte,
         mode,
-        interval: duration("interval", &a.interval)?,
+        interval,
         get_bytes: a.get_bytes as usize,
         connect_timeout: duration("connect-timeout", &a.connect_timeout)?,
         stall_timeout: duration("stall-timeout", &a.stall_timeout)?,
@@ -613,6 +617,7 @@ fn jittered(interval: u64, r: u32) -> u64 {
 pub fn run(a: &cli::Client) -> Result<()> {
     // First, so a SIGTERM during start-up is recorded, not fatal.
     crate::sys::install_signal_handlers();
+    crate::sys::install_retry_handler();
     let cfg = config(a)?;
     let mut pool = Pool::open(parse::duration_ns(&a.reseed_interval).ok_or_else(|| {
         Error::new(
@@ -620,6 +625,9 @@ pub fn run(a: &cli::Client) -> Result<()> {
             "--reseed-interval must be a duration such as 60s",
         )
     })?)?;
+    if a.check {
+        return Ok(());
+    }
     status::ensure_runtime_dir(&cfg.runtime)?;
     let mut st = State {
         pid: std::process::id(),
@@ -771,10 +779,7 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
                 return finish(cfg, st);
             }
             write_state(cfg, st);
-            if r.is_err()
-                && !kernel::crng_ready()
-                && !clock::sleep_unless_signalled(backoff.delay(clock::jitter()))
-            {
+            if r.is_err() && !kernel::crng_ready() && !idle(backoff.delay(clock::jitter()), true) {
                 return finish(cfg, st);
             }
         }
@@ -828,9 +833,30 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         };
         write_state(cfg, st);
         // No child process and no timer between top-ups: one sleep.
-        if !clock::sleep_unless_signalled(wait) {
+        if !idle(wait, failing) {
             return finish(cfg, st);
         }
+    }
+}
+
+/// Sleeps `ns` unless a terminating signal arrives (false). After a
+/// failure (`failing`), SIGUSR1 ends the wait at once: the network came up.
+/// A working client ignores it, so no session or schedule is disturbed.
+fn idle(ns: u64, failing: bool) -> bool {
+    let end = clock::now_ns().saturating_add(ns);
+    loop {
+        if pending_signal().is_some() {
+            return false;
+        }
+        if crate::sys::take_retry() && failing {
+            log::info("trying again now (SIGUSR1: the network came up)");
+            return true;
+        }
+        let now = clock::now_ns();
+        if now >= end {
+            return true;
+        }
+        clock::sleep_ns(end - now);
     }
 }
 

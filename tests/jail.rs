@@ -583,3 +583,156 @@ fn seed_save_takes_the_jailed_clients_seed_without_credit() {
     r.ok().stderr_has(&format!("ignoring {cds}/seed.credit"));
     assert_eq!(std::fs::read(&secret).unwrap().len(), 64);
 }
+
+// --- What the init script asks of the binary ------------------------------
+
+/// `client --check`: the values UCI's types let through but the client
+/// refuses (validate_data reads integers with strtol base 0) fail here with
+/// the client's own one-line error and status 64, without connecting; a
+/// good command line passes. The init script starts no instance that fails.
+#[test]
+fn client_check_is_the_judge_of_a_command_line() {
+    let dir = TempDir::new("check");
+    let key = dropbear_key(&dir, "id", "ed25519");
+    let hk = dropbear_key(&dir, "hk", "ed25519").type_and_key();
+    let check = |extra: &[&str]| {
+        let mut c = Command::new(bin());
+        c.args([
+            "client",
+            "--check",
+            "--ssh",
+            need("dbclient").to_str().unwrap(),
+        ])
+        .args(["-i", &key.private_str(), "--host-key", &hk])
+        .args(["--status-file", &dir.s("never/status")])
+        .args(extra)
+        .arg("192.0.2.1");
+        run(&mut c)
+    };
+    check(&[]).ok().no_stdout();
+    for (bad, says) in [
+        (
+            &["--get-bytes", "0"][..],
+            "--get-bytes and --once take 1 to 4096 bytes",
+        ),
+        (
+            &["--get-bytes", "5000"],
+            "--get-bytes and --once take 1 to 4096 bytes",
+        ),
+        (
+            &["--credit-bits-per-byte", "0x4"],
+            "'--credit-bits-per-byte' with value '0x4'",
+        ),
+        (
+            &["--credit-bits-per-byte", "9"],
+            "--credit-bits-per-byte must be 0 to 8",
+        ),
+        (
+            &["--interval", "99999999999d"],
+            "--interval 99999999999d is not a duration",
+        ),
+        (&["--interval", "0"], "--interval must be more than 0"),
+    ] {
+        check(bad).code(64).one_line_error().stderr_has(says);
+    }
+    let mut c = Command::new(bin());
+    c.args(["client", "--check", "-i", &key.private_str()])
+        .args(["--host-key", "ssh-ed25519 AAAA", "192.0.2.1"]);
+    run(&mut c)
+        .code(64)
+        .one_line_error()
+        .stderr_has("--host-key for 192.0.2.1");
+    // Nothing was created: --check starts no runtime dir or status file.
+    assert!(!dir.join("never").exists());
+}
+
+/// With ENTROPYSERVICE_LOG_INFO_STDOUT=1 (the init script sets it; procd
+/// logs stdout at LOG_INFO and stderr at LOG_ERR) info lines go to stdout
+/// and warnings and errors stay on stderr.
+#[test]
+fn info_lines_on_stdout_when_asked() {
+    need_root();
+    let dir = TempDir::new("logsplit");
+    let sd = dir.join("seed");
+    private_dir(&sd);
+    let sds = sd.to_str().unwrap();
+    // A stale entry that is no seed file: one warning. (The host CRNG is
+    // ready, so the new seed is seed.credit.)
+    std::fs::create_dir(sd.join("seed.no-credit")).unwrap();
+    let r = run(Command::new(bin())
+        .args(["seed", "save", "--seed-dir", sds])
+        .env("ENTROPYSERVICE_LOG_INFO_STDOUT", "1"));
+    r.ok().stdout_has("info: seed save: new seed written");
+    assert!(!r.stdout.contains("warning:"), "{}", r.explain());
+    r.stderr_has("warning: ignoring");
+    assert!(!r.stderr.contains("info:"), "{}", r.explain());
+    // Unset: everything on stderr, as before.
+    let r = run(Command::new(bin()).args(["seed", "save", "--seed-dir", sds]));
+    r.ok().no_stdout().stderr_has("info: seed save");
+}
+
+/// SIGUSR1 (`/etc/init.d/entropyservice reconnect`, run when the WAN comes
+/// up) makes a client that waits after a failure try again at once, and
+/// does not kill it.
+#[test]
+fn sigusr1_ends_the_wait_after_a_failure() {
+    need_root();
+    let dir = TempDir::new("usr1");
+    let key = dropbear_key(&dir, "id", "ed25519");
+    let hk = dropbear_key(&dir, "hk", "ed25519").type_and_key();
+    // A port nothing listens on: every attempt fails at once.
+    let port = free_port().to_string();
+    let mut child = Command::new(bin())
+        .args(["client", "--ssh", need("dbclient").to_str().unwrap()])
+        .args(["-i", &key.private_str(), "--host-key", &hk, "-p", &port])
+        .args([
+            "--status-file",
+            &dir.s("run/status"),
+            "--seed-dir",
+            &dir.s("seed"),
+        ])
+        .args(["--mode", "topup", "--max-backoff", "1h", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sessions = || {
+        std::fs::read_to_string(dir.join("run/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("sessions: ")
+                    .and_then(|v| v.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    // Back-off doubles from 1 s: after 4 failures the wait is about 8 s.
+    let start = Instant::now();
+    while sessions() < 4 {
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the client did not retry 4 times");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let sent = Instant::now();
+    rustix::process::kill_process(pid, rustix::process::Signal::USR1).unwrap();
+    while sessions() < 5 {
+        if sent.elapsed() > Duration::from_secs(3) {
+            let _ = child.kill();
+            panic!("SIGUSR1 did not end the back-off wait");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGUSR1 killed the client"
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = wait_limit(&mut child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trying again now (SIGUSR1"));
+}
