@@ -290,6 +290,8 @@ fn open_seed(dir: &File, name: &str, path: &str, owner: u32) -> Result<Option<Fi
         .map_err(|e| Error::os(Status::Io, &msg(&["cannot stat seed ", path]), e))?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
         || st.st_uid != owner
+        // A hard link to some other file of this user's is no seed.
+        || st.st_nlink != 1
     {
         refuse(path);
         return Ok(None);
@@ -301,7 +303,7 @@ fn refuse(path: &str) {
     log::warn_parts(&[
         "ignoring ",
         path,
-        ": not a regular file owned by this user (a link, FIFO, directory or another user's file); remove it",
+        ": not a regular file owned by this user (a link, FIFO, directory, hard link or another user's file); remove it",
     ]);
 }
 

@@ -6,6 +6,13 @@
 # target/dist/entropyservice-x86_64-unknown-linux-musl already exists.
 # A missing tool is a failed check, never a skip.
 HERE=$(cd "$(dirname "$0")" && pwd)
+# The init script's `client --check` runs the real binary (the host build).
+if [ -z "${ES_REAL_BIN:-}" ]; then
+	ES_REAL_BIN="$HERE/../../target/debug/entropyservice"
+	[ -x "$ES_REAL_BIN" ] || (cd "$HERE/../.." && cargo build --quiet --bin entropyservice) ||
+		echo "not ok - cannot build target/debug/entropyservice for the init tests"
+fi
+export ES_REAL_BIN
 OUT=$(mktemp "${TMPDIR:-/tmp}/es-openwrt-tests.XXXXXX")
 trap 'rm -f "$OUT"' EXIT
 
