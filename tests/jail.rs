@@ -27,7 +27,7 @@
 //! (ujail does that in its own code before exec).
 
 use crate::util::*;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -254,6 +254,7 @@ fn jail_reproduction_has_ujails_constraints() {
     let mut child = s
         .jail
         .command(false, &argv)
+        .env("ENTROPYSERVICE_LOG_INFO_STDOUT", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -324,7 +325,6 @@ fn jail_reproduction_has_ujails_constraints() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Written from inside the jail, so its owner is the jail user.
-    use std::os::unix::fs::MetadataExt;
     assert_eq!(std::fs::metadata(&status).unwrap().uid(), UID);
     // SIGTERM from outside reaches PID 1 (it has a handler): it stops
     // cleanly and leaves no SSH child.
@@ -341,6 +341,59 @@ fn jail_reproduction_has_ujails_constraints() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_no_ssh_client_for(s.srv.port);
+    // The init script's environment: info lines on stdout (daemon.info).
+    assert!(String::from_utf8_lossy(&out.stdout).contains("info: fetching from"));
+
+    // The client left its seed in its own directory, as the jail user.
+    let left = s.state.join("client-seed/seed.credit");
+    assert_eq!(std::fs::metadata(&left).map(|m| m.uid()).ok(), Some(UID));
+    // `status`, run in the jail as the jail user, reads the stopped client.
+    let st = client_status(&s);
+    st.ok()
+        .stdout_has("state: stopped")
+        .stdout_has("client: not running");
+    // Root's `seed save` (the init script's stop step, PID 1 of a PID
+    // namespace here) mixes the client's seed without credit and removes it.
+    let root_seed = s.state.join("seed");
+    private_dir(&root_seed);
+    let mut root_jail = Jail::new();
+    root_jail
+        .rw(&s.state.s("client-seed"))
+        .rw(&s.state.s("seed"));
+    let r = run_limit(
+        &mut root_jail.command(
+            true,
+            &[
+                bin(),
+                "seed",
+                "save",
+                "--seed-dir",
+                &s.state.s("seed"),
+                "--client-seed-dir",
+                &s.state.s("client-seed"),
+            ],
+        ),
+        Duration::from_secs(20),
+    );
+    r.ok()
+        .stderr_has("bytes from the unprivileged client mixed without credit");
+    assert!(!left.exists(), "{}", r.explain());
+    assert!(root_seed.join("seed.credit").is_file(), "{}", r.explain());
+}
+
+fn client_status(s: &Setup) -> Run {
+    run_limit(
+        &mut s.jail.command(
+            false,
+            &[
+                bin(),
+                "status",
+                "--status-file",
+                &s.state.s("run/alpha.status"),
+            ],
+        ),
+        Duration::from_secs(20),
+    )
 }
 
 /// Two instances jailed at once, each PID 1 of its own namespace: with one
@@ -513,8 +566,20 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
     r.ok().stderr_has("another user's file");
     assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
 
+    // A hard link to another of root's files (the jail user may plant one
+    // to a root file where protected_hardlinks is off) is not loaded.
+    std::fs::remove_file(sd.join("seed.credit")).unwrap();
+    let other = dir.join("other");
+    std::fs::write(&other, seed_bytes(64)).unwrap();
+    std::fs::hard_link(&other, sd.join("seed.credit")).unwrap();
+    let r = seed_cmd("load", sds, None);
+    r.ok().stderr_has(&format!("ignoring {sds}/seed.credit"));
+    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(std::fs::read(&other).unwrap().len(), 64);
+
     // A directory named seed.no-credit: seed.credit still loads and credits,
     // and the new seed is saved.
+    let _ = std::fs::remove_file(sd.join("seed.credit"));
     std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
     std::fs::create_dir(sd.join("seed.no-credit")).unwrap();
     let r = seed_cmd("load", sds, None);
