@@ -83,7 +83,14 @@ impl Jail {
         let mut ro = Vec::new();
         with_libraries(bin(), &mut ro);
         with_libraries(need("dbclient").to_str().unwrap(), &mut ro);
+        with_libraries(need("ssh").to_str().unwrap(), &mut ro);
         with_libraries(need("setpriv").to_str().unwrap(), &mut ro);
+        // The rest of the init script's procd_add_jail_mount list.
+        for f in ["/etc/hosts", "/etc/resolv.conf"] {
+            if Path::new(f).exists() {
+                ro.push(f.into());
+            }
+        }
         ro.push("/dev/random".into());
         ro.push("/dev/urandom".into());
         ro.push("/dev/null".into());
