@@ -6,13 +6,6 @@
 # target/dist/entropyservice-x86_64-unknown-linux-musl already exists.
 # A missing tool is a failed check, never a skip.
 HERE=$(cd "$(dirname "$0")" && pwd)
-# The init script's `client --check` runs the real binary (the host build).
-if [ -z "${ES_REAL_BIN:-}" ]; then
-	ES_REAL_BIN="$HERE/../../target/debug/entropyservice"
-	[ -x "$ES_REAL_BIN" ] || (cd "$HERE/../.." && cargo build --quiet --bin entropyservice) ||
-		echo "not ok - cannot build target/debug/entropyservice for the init tests"
-fi
-export ES_REAL_BIN
 OUT=$(mktemp "${TMPDIR:-/tmp}/es-openwrt-tests.XXXXXX")
 trap 'rm -f "$OUT"' EXIT
 
@@ -32,6 +25,15 @@ run() {
 }
 : >"$OUT.all"
 trap 'rm -f "$OUT" "$OUT.all"' EXIT
+
+# The init script's `client --check` runs the real binary (the host build,
+# brought up to date: a stale one would judge with old rules).
+if [ -z "${ES_REAL_BIN:-}" ]; then
+	ES_REAL_BIN="$HERE/../../target/debug/entropyservice"
+	(cd "$HERE/../.." && cargo build --quiet --bin entropyservice) ||
+		echo "not ok - cannot build target/debug/entropyservice for the init tests" | tee -a "$OUT.all"
+fi
+export ES_REAL_BIN
 
 run static sh "$HERE/test_static.sh"
 if command -v busybox >/dev/null 2>&1; then
