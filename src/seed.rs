@@ -21,7 +21,7 @@ use rustix::fs::{flock, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 
 pub const DEFAULT_DIR: &str = "/etc/entropyservice/seed";
 pub const CREDIT: &str = "seed.credit";
@@ -75,9 +75,13 @@ impl SeedDir {
                 e,
             )
         })?;
-        let st = rustix::fs::fstat(&dir)
+        let dir = File::from(dir);
+        // std's fstat, not rustix's: on the libc backend (big-endian MIPS)
+        // rustix tries statx through dlsym, which costs 22 KB of musl.
+        let st = dir
+            .metadata()
             .map_err(|e| Error::os(Status::Os, &msg(&["cannot stat seed directory ", path]), e))?;
-        if st.st_uid != rustix::process::geteuid().as_raw() || st.st_mode & 0o077 != 0 {
+        if st.uid() != rustix::process::geteuid().as_raw() || st.mode() & 0o077 != 0 {
             return Err(Error::new(
                 Status::NoPerm,
                 msg(&[
@@ -90,7 +94,6 @@ impl SeedDir {
                 ]),
             ));
         }
-        let dir = File::from(dir);
         flock(&dir, FlockOperation::LockExclusive)
             .map_err(|e| Error::os(Status::Os, &msg(&["cannot lock seed directory ", path]), e))?;
         Ok(SeedDir {
@@ -286,17 +289,16 @@ fn open_seed(dir: &File, name: &str, path: &str, owner: u32) -> Result<Option<Fi
         }
         Err(e) => return Err(Error::os(Status::Io, &msg(&["cannot open seed ", path]), e)),
     };
-    let st = rustix::fs::fstat(&fd)
+    let f = File::from(fd);
+    let st = f
+        .metadata()
         .map_err(|e| Error::os(Status::Io, &msg(&["cannot stat seed ", path]), e))?;
-    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
-        || st.st_uid != owner
-        // A hard link to some other file of this user's is no seed.
-        || st.st_nlink != 1
-    {
+    // A hard link to some other file of this user's is no seed either.
+    if !st.file_type().is_file() || st.uid() != owner || st.nlink() != 1 {
         refuse(path);
         return Ok(None);
     }
-    Ok(Some(File::from(fd)))
+    Ok(Some(f))
 }
 
 fn refuse(path: &str) {
@@ -332,8 +334,8 @@ pub fn adopt(dir: &str, pool: &mut Pool) -> usize {
             return 0;
         }
     };
-    let owner = match rustix::fs::fstat(&d) {
-        Ok(st) if st.st_mode & 0o022 == 0 => st.st_uid,
+    let owner = match d.metadata() {
+        Ok(st) if st.mode() & 0o022 == 0 => st.uid(),
         _ => {
             log::warn_parts(&[
                 "ignoring client seed directory ",
