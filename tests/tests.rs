@@ -1,6 +1,7 @@
 //! One integration-test binary. Modules by what they need:
 //! `offline` needs no SSH server (also runs under qemu-user for foreign
-//! architectures); `e2e` runs the real Dropbear and OpenSSH on loopback.
+//! architectures); `e2e` runs the real Dropbear and OpenSSH on loopback;
+//! `jail` also needs root, util-linux's `unshare` and `setpriv`, and `ldd`.
 
 mod util;
 
