@@ -313,4 +313,10 @@ sed "s/option enabled 'yes'/option enabled '0'/" "$FIXTURE" >"$TMP/off.config"
 	status_service >"$W/status.out"
 	check "$SH status shows each client's status file" \
 		eval "has_line '$PLOG' 'status --status-file $W/crun/alpha.status' && has_line '$PLOG' 'status --status-file $W/crun/beta.status'"
+	: >"$PLOG"
+	ln -s /etc/shadow "$W/crun/gamma.status"
+	mkfifo "$W/crun/delta.status"
+	status_service >"$W/status.out"
+	check "$SH status skips a link or FIFO planted among the status files" \
+		eval "lacks_text '$PLOG' gamma.status && lacks_text '$PLOG' delta.status && has_line '$PLOG' 'status --status-file $W/crun/alpha.status'"
 )
