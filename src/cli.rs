@@ -144,6 +144,10 @@ pub struct Client {
     /// fetch N bytes once with `get N`, credit them and exit
     #[argh(option)]
     pub once: Option<u32>,
+    /// check the options, key file, host key and SSH program, then exit
+    /// without connecting (status 0, or the error a start would give)
+    #[argh(switch)]
+    pub check: bool,
     /// [USER@]HOST of the first server
     #[argh(positional)]
     pub host: Option<String>,
@@ -174,6 +178,10 @@ pub struct Seed {
     /// seed directory (default /etc/entropyservice/seed)
     #[argh(option)]
     pub seed_dir: Option<String>,
+    /// the directory an unprivileged (jailed) client keeps its seeds in:
+    /// they are mixed without credit and removed
+    #[argh(option)]
+    pub client_seed_dir: Option<String>,
 }
 
 /// Show the client's state and the kernel's random pool.

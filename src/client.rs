@@ -242,12 +242,13 @@ fn config(a: &cli::Client) -> Result<Config> {
         },
     };
     ssh::check_runtime_dir(&runtime)?;
+    let interval = duration("interval", &a.interval)?;
     Ok(Config {
         program,
         servers,
         bits_per_byte: a.credit_bits_per_byte,
         mode,
-        interval: duration("interval", &a.interval)?,
+        interval,
         get_bytes: a.get_bytes as usize,
         connect_timeout: duration("connect-timeout", &a.connect_timeout)?,
         stall_timeout: duration("stall-timeout", &a.stall_timeout)?,
@@ -290,7 +291,7 @@ fn fetch_exact(
         match sess.read(&mut buf[got..], timeout)? {
             Read::Data(n) => got += n,
             Read::Eof => {
-                if let Some(e) = ssh_failure(sess, s, got == 0) {
+                if let Some(e) = ssh_failure(sess, s, got == 0, EOF) {
                     return Err(e);
                 }
                 let (a, b) = (Num::new(got as u64), Num::new(buf.len() as u64));
@@ -308,7 +309,7 @@ fn fetch_exact(
                 ));
             }
             Read::Timeout => {
-                if let Some(e) = ssh_failure(sess, s, got == 0) {
+                if let Some(e) = ssh_failure(sess, s, got == 0, !EOF) {
                     return Err(e);
                 }
                 let what = if got == 0 {
@@ -447,7 +448,7 @@ fn stream_session(
             }
             end @ (Read::Eof | Read::Timeout) => {
                 chunk.fill(0);
-                if let Some(e) = ssh_failure(sess, s, first) {
+                if let Some(e) = ssh_failure(sess, s, first, end == Read::Eof) {
                     return Err(e);
                 }
                 let what = if end == Read::Eof {
@@ -465,11 +466,32 @@ fn stream_session(
     }
 }
 
+/// `ssh_failure`'s `eof`: the child closed its stdout (not a timeout).
+const EOF: bool = true;
+
 /// Ends a session that hit EOF or a timeout. If nothing came yet and the
-/// SSH client said why (host key, auth, connection), that is the error.
-fn ssh_failure(sess: Session, s: &Server, nothing_yet: bool) -> Option<Error> {
-    let (_, err) = sess.finish();
-    (nothing_yet && !err.trim().is_empty()).then(|| ssh::diagnose(s, &err))
+/// SSH client said why (host key, auth, connection), that is the error. A
+/// client that closed its output unasked, with nothing on stdout or stderr
+/// and a failed exit, never reached the server (killed, or it died before
+/// or right after exec): that is not the server's fault.
+fn ssh_failure(sess: Session, s: &Server, nothing_yet: bool, eof: bool) -> Option<Error> {
+    let (clean, err) = sess.finish();
+    if !nothing_yet {
+        return None;
+    }
+    if !err.trim().is_empty() {
+        return Some(ssh::diagnose(s, &err));
+    }
+    (eof && !clean).then(|| {
+        Error::new(
+            Status::Unavailable,
+            msg(&[
+                "the SSH client for ",
+                &s.label(),
+                " failed before any output and without a message (killed, or it cannot run here); nothing credited",
+            ]),
+        )
+    })
 }
 
 /// Servers in failover order, each with the time until which it is skipped.
@@ -606,6 +628,7 @@ fn jittered(interval: u64, r: u32) -> u64 {
 pub fn run(a: &cli::Client) -> Result<()> {
     // First, so a SIGTERM during start-up is recorded, not fatal.
     crate::sys::install_signal_handlers();
+    crate::sys::install_retry_handler();
     let cfg = config(a)?;
     let mut pool = Pool::open(parse::duration_ns(&a.reseed_interval).ok_or_else(|| {
         Error::new(
@@ -613,6 +636,9 @@ pub fn run(a: &cli::Client) -> Result<()> {
             "--reseed-interval must be a duration such as 60s",
         )
     })?)?;
+    if a.check {
+        return Ok(());
+    }
     status::ensure_runtime_dir(&cfg.runtime)?;
     let mut st = State {
         pid: std::process::id(),
@@ -764,10 +790,7 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
                 return finish(cfg, st);
             }
             write_state(cfg, st);
-            if r.is_err()
-                && !kernel::crng_ready()
-                && !clock::sleep_unless_signalled(backoff.delay(clock::jitter()))
-            {
+            if r.is_err() && !kernel::crng_ready() && !idle(backoff.delay(clock::jitter()), true) {
                 return finish(cfg, st);
             }
         }
@@ -821,9 +844,30 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         };
         write_state(cfg, st);
         // No child process and no timer between top-ups: one sleep.
-        if !clock::sleep_unless_signalled(wait) {
+        if !idle(wait, failing) {
             return finish(cfg, st);
         }
+    }
+}
+
+/// Sleeps `ns` unless a terminating signal arrives (false). After a
+/// failure (`failing`), SIGUSR1 ends the wait at once: the network came up.
+/// A working client ignores it, so no session or schedule is disturbed.
+fn idle(ns: u64, failing: bool) -> bool {
+    let end = clock::now_ns().saturating_add(ns);
+    loop {
+        if pending_signal().is_some() {
+            return false;
+        }
+        if crate::sys::take_retry() && failing {
+            log::info("trying again now (SIGUSR1: the network came up)");
+            return true;
+        }
+        let now = clock::now_ns();
+        if now >= end {
+            return true;
+        }
+        clock::sleep_ns(end - now);
     }
 }
 

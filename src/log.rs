@@ -69,8 +69,14 @@ fn line(level: &str, parts: &[&str]) {
     }
     s.push('\n');
     // One write per line so concurrent writers do not interleave; a closed
-    // stderr is not worth dying for.
-    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+    // stderr is not worth dying for. Under procd (which logs stdout at
+    // LOG_INFO and stderr at LOG_ERR) the init script asks for info lines
+    // on stdout, so that logread shows them at their level.
+    if rank == 3 && std::env::var_os("ENTROPYSERVICE_LOG_INFO_STDOUT").is_some_and(|v| v == "1") {
+        let _ = std::io::stdout().lock().write_all(s.as_bytes());
+    } else {
+        let _ = std::io::stderr().lock().write_all(s.as_bytes());
+    }
 }
 
 pub fn info(msg: &str) {

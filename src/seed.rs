@@ -17,11 +17,11 @@ use crate::error::{msg, Error, Result, Status};
 use crate::kernel::Pool;
 use crate::log::{self, Num};
 use crate::sys::{getrandom, GRND_INSECURE, GRND_NONBLOCK};
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::{flock, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 
 pub const DEFAULT_DIR: &str = "/etc/entropyservice/seed";
 pub const CREDIT: &str = "seed.credit";
@@ -44,7 +44,9 @@ pub struct Loaded {
 }
 
 impl SeedDir {
-    /// Opens (creating with mode 0700) and locks the directory.
+    /// Opens (creating with mode 0700) and locks the directory. It must be
+    /// a directory (not a link to one) owned by this user that group and
+    /// others cannot use: root loads seeds at boot only from its own.
     pub fn open(path: &str) -> Result<SeedDir> {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -57,13 +59,41 @@ impl SeedDir {
                     e,
                 )
             })?;
-        let dir = File::open(path).map_err(|e| {
+        let dir = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
             Error::os(
                 Status::CantCreate,
-                &msg(&["cannot open seed directory ", path]),
+                &msg(&[
+                    "cannot open seed directory ",
+                    path,
+                    " (a symlink is refused)",
+                ]),
                 e,
             )
         })?;
+        let dir = File::from(dir);
+        // std's fstat, not rustix's: on the libc backend (big-endian MIPS)
+        // rustix tries statx through dlsym, which costs 22 KB of musl.
+        let st = dir
+            .metadata()
+            .map_err(|e| Error::os(Status::Os, &msg(&["cannot stat seed directory ", path]), e))?;
+        if st.uid() != rustix::process::geteuid().as_raw() || st.mode() & 0o077 != 0 {
+            return Err(Error::new(
+                Status::NoPerm,
+                msg(&[
+                    "seed directory ",
+                    path,
+                    " must be owned by the user running this command and private to it; run: chown $(id -u) ",
+                    path,
+                    " && chmod 700 ",
+                    path,
+                ]),
+            ));
+        }
         flock(&dir, FlockOperation::LockExclusive)
             .map_err(|e| Error::os(Status::Os, &msg(&["cannot lock seed directory ", path]), e))?;
         Ok(SeedDir {
@@ -90,16 +120,9 @@ impl SeedDir {
     /// directory, and only then return the bytes.
     fn take(&self, name: &str) -> Result<Option<heapless::Vec<u8, MAX_SEED>>> {
         let path = self.file(name);
-        let mut f = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Error::os(
-                    Status::Io,
-                    &msg(&["cannot open seed ", &path]),
-                    e,
-                ))
-            }
+        let Some(mut f) = open_seed(&self.dir, name, &path, rustix::process::geteuid().as_raw())?
+        else {
+            return Ok(None);
         };
         let mut buf = [0u8; MAX_SEED + 1];
         let mut n = 0;
@@ -215,10 +238,12 @@ impl SeedDir {
             kept(&msg(&["cannot rename ", &tmp, " to ", &dest]), e)
         })?;
         // One seed at a time: an older one of the other kind is stale now.
+        // (Something that is no seed file there, e.g. a directory, stays:
+        // it is never loaded, and it must not stop the new seed.)
         match std::fs::remove_file(self.file(other)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::os(Status::Io, "cannot remove the stale seed", e)),
+            Err(_) => refuse(&self.file(other)),
         }
         self.sync()?;
         Ok(creditable)
@@ -244,6 +269,128 @@ impl SeedDir {
     }
 }
 
+/// Opens a seed file for reading without following a link or blocking on
+/// a FIFO, and accepts only a regular file owned by `owner`. Anything else
+/// is refused with one warning and left where it is (None); so is a file
+/// that is not there.
+fn open_seed(dir: &File, name: &str, path: &str, owner: u32) -> Result<Option<File>> {
+    let fd = match rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        // O_NOFOLLOW on a link: ELOOP.
+        Err(Errno::LOOP) => {
+            refuse(path);
+            return Ok(None);
+        }
+        Err(e) => return Err(Error::os(Status::Io, &msg(&["cannot open seed ", path]), e)),
+    };
+    let f = File::from(fd);
+    let st = f
+        .metadata()
+        .map_err(|e| Error::os(Status::Io, &msg(&["cannot stat seed ", path]), e))?;
+    // A hard link to some other file of this user's is no seed either.
+    if !st.file_type().is_file() || st.uid() != owner || st.nlink() != 1 {
+        refuse(path);
+        return Ok(None);
+    }
+    Ok(Some(f))
+}
+
+fn refuse(path: &str) {
+    log::warn_parts(&[
+        "ignoring ",
+        path,
+        ": not a regular file owned by this user (a link, FIFO, directory, hard link or another user's file); remove it",
+    ]);
+}
+
+/// Mixes into the pool, never crediting, and removes the seeds that an
+/// unprivileged client (the jailed one) left in its own directory `dir`:
+/// root never credits bytes from a directory another user can write, and
+/// never follows a link, blocks on a FIFO or waits on that user's lock
+/// there. Returns the bytes mixed.
+pub fn adopt(dir: &str, pool: &mut Pool) -> usize {
+    let d = match rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(d) => File::from(d),
+        Err(Errno::NOENT) => return 0,
+        Err(e) => {
+            log::warn(
+                &Error::os(
+                    Status::Io,
+                    &msg(&["cannot open client seed directory ", dir]),
+                    e,
+                )
+                .msg,
+            );
+            return 0;
+        }
+    };
+    let owner = match d.metadata() {
+        Ok(st) if st.mode() & 0o022 == 0 => st.uid(),
+        _ => {
+            log::warn_parts(&[
+                "ignoring client seed directory ",
+                dir,
+                ": writable by group or others",
+            ]);
+            return 0;
+        }
+    };
+    if flock(&d, FlockOperation::NonBlockingLockExclusive).is_err() {
+        log::warn_parts(&[
+            "client seed directory ",
+            dir,
+            " is locked; its seed stays for next time",
+        ]);
+        return 0;
+    }
+    let mut mixed = 0;
+    for name in [NO_CREDIT, CREDIT] {
+        let path = msg(&[dir, "/", name]);
+        let Ok(Some(mut f)) = open_seed(&d, name, &path, owner) else {
+            continue;
+        };
+        let mut buf = [0u8; MAX_SEED + 1];
+        let n = read_up_to(&mut f, &mut buf);
+        let _ = rustix::fs::unlinkat(&d, name, rustix::fs::AtFlags::empty());
+        if (MIN_SEED..=MAX_SEED).contains(&n) && pool.add(&buf[..n], 0).is_ok() {
+            mixed += n;
+            log::info_parts(&[
+                "seed ",
+                &path,
+                ": ",
+                Num::new(n as u64).as_str(),
+                " bytes from the unprivileged client mixed without credit",
+            ]);
+        }
+        buf.fill(0);
+    }
+    mixed
+}
+
+/// Reads until EOF, an error or a full buffer; returns the count.
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    n
+}
+
 /// A failed save: says that the seed already in place was not touched
 /// (e.g. a full disk: `cannot write DIR/seed.tmp: No space left on device`).
 fn kept(what: &str, e: impl core::fmt::Display) -> Error {
@@ -264,12 +411,18 @@ pub fn run(a: &cli::Seed) -> Result<()> {
     };
     check_dir_mode(dir)?;
     let d = SeedDir::open(dir)?;
-    let loaded = if load {
-        let mut pool = Pool::open(0)?;
-        Some(d.load(&mut pool)?)
-    } else {
-        None
+    let mut pool = match (load, &a.client_seed_dir) {
+        (false, None) => None,
+        _ => Some(Pool::open(0)?),
     };
+    let loaded = match (load, pool.as_mut()) {
+        (true, Some(p)) => Some(d.load(p)?),
+        _ => None,
+    };
+    // After root's own seed, so a full pool never waits on the client's.
+    if let (Some(c), Some(p)) = (&a.client_seed_dir, pool.as_mut()) {
+        adopt(c, p);
+    }
     let creditable = d.save()?;
     let kind = if creditable {
         "creditable"

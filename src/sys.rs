@@ -93,6 +93,33 @@ pub fn install_signal_handlers() {
     }
 }
 
+/// A SIGUSR1 arrived since the last `take_retry`.
+static RETRY: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_retry(_sig: libc::c_int) {
+    RETRY.store(1, Ordering::Relaxed);
+}
+
+/// Installs a SIGUSR1 handler (no SA_RESTART) that only records the
+/// request: the client's "try again now" (`/etc/init.d/entropyservice
+/// reconnect` when the WAN comes up). Without it SIGUSR1 would kill.
+pub fn install_retry_handler() {
+    // SAFETY: as in install_signal_handlers; the handler only stores to
+    // an atomic.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_retry as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut());
+    }
+}
+
+/// Whether a SIGUSR1 arrived since the last call (and clears it).
+pub fn take_retry() -> bool {
+    RETRY.swap(0, Ordering::Relaxed) != 0
+}
+
 /// The terminating signal received so far, if any.
 pub fn pending_signal() -> Option<i32> {
     match SIGNAL.load(Ordering::Relaxed) {
@@ -176,6 +203,10 @@ pub fn spawn(
         (err_w.as_raw_fd(), 2),
     ];
     let report = exec_w.as_raw_fd();
+    // The child compares its parent with this pid, not with 1: under ujail
+    // (a new PID namespace) or as a container's init this process IS pid 1,
+    // and a child that saw getppid() == 1 as "parent died" never exec'd.
+    let parent = rustix::process::getpid().as_raw_pid();
 
     // SAFETY: fork has no memory-safety preconditions; the child branch below
     // uses only async-signal-safe libc calls on memory prepared before fork,
@@ -210,9 +241,11 @@ pub fn spawn(
                     0,
                     0,
                 );
-                // The parent may have died before prctl took effect.
-                if libc::getppid() == 1 {
-                    libc::_exit(1);
+                // The parent may have died before prctl took effect (then
+                // nobody reads the report, but every early exit reports).
+                if libc::getppid() != parent {
+                    *libc::__errno_location() = libc::ESRCH;
+                    child_fail(report);
                 }
             }
             match &env_p {

@@ -11,7 +11,11 @@
 #                      uci_validate_section check with the validate_data
 #                      stand-in instead of /sbin/validate_data; _procd_status
 #   rc.common          extra_command, start (recorded)
-#   logger, chown      recorded (no syslog; no entropyservice user on the host)
+#   procd_send_signal  recorded
+#   logger             recorded (no syslog)
+#   chown              recorded, then done for real with the uid and gid the
+#                      scratch root's passwd gives the user (the host has no
+#                      entropyservice user)
 #
 # Needs STUB_DIR (this directory), STUB_ROOT (a scratch "/") and STUB_LOG.
 # shellcheck disable=SC3043
@@ -181,10 +185,22 @@ procd_close_instance() {
 
 for _stub_fn in procd_add_reload_trigger procd_add_interface_trigger \
 	procd_add_jail procd_add_jail_mount procd_add_jail_mount_rw \
-	procd_open_validate procd_close_validate procd_kill \
-	extra_command start chown; do
+	procd_open_validate procd_close_validate procd_kill procd_send_signal \
+	extra_command start; do
 	eval "$_stub_fn() { _stub_rec $_stub_fn \"\$@\"; }"
 done
+
+chown() {
+	local _ids _user _uid
+	_stub_rec chown "$@"
+	_ids="$1"
+	shift
+	[ "$_ids" != -h ] || { _ids="$1" && shift; }
+	_user="${_ids%%:*}"
+	_uid=$(awk -F: -v u="$_user" '$1 == u { print $3 ":" $4; f = 1 } END { exit !f }' "$STUB_ROOT/etc/passwd") ||
+		_uid="$_ids"
+	command chown -h "$_uid" "$@"
+}
 
 _procd_status() {
 	_stub_rec _procd_status "$@"

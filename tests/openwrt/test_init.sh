@@ -6,8 +6,11 @@
 #   STOOD IN:  rc.common, /lib/functions.sh, procd.sh (calls recorded, not
 #              sent to procd), uci_validate_section and /sbin/validate_data,
 #              logger, chown: see openwrt-stubs.sh; the entropyservice
-#              binary (a script that records its arguments); /sbin/ujail,
-#              the capabilities file and /etc/passwd (files in a scratch root).
+#              binary (a script that records its arguments), except for
+#              `client --check`, which runs the REAL binary ($ES_REAL_BIN);
+#              /sbin/ujail, the capabilities file and /etc/passwd (files in
+#              a scratch root). Directories, owners (chown runs for real
+#              with the scratch passwd's ids) and links are real: run as root.
 # run.sh runs this once under busybox ash (OpenWrt's shell) and once under dash.
 # No `set -u`: the init script runs in this shell, and OpenWrt runs it without.
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +24,10 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-init.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 ED_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qta2V5LWZvci1vcGVud3J0LXRlc3RzLW9ubHkh'
+EC_KEY=$(sed -n "/config server 'beta'/,/^\$/s/.*option host_key '\(.*\)'/\1/p" "$FIXTURE")
+RSA_KEY=$(sed -n "/config server 'theta'/,/^\$/s/.*option host_key '\(.*\)'/\1/p" "$FIXTURE")
+[ -x "${ES_REAL_BIN:-}" ] || { fail "needs ES_REAL_BIN, the entropyservice binary (run.sh sets it)"; exit 1; }
+[ "$(id -u)" = 0 ] || { fail "needs root (real chown, owners)"; exit 1; }
 
 # new_case NAME UCI_FILE: a scratch root with UCI_FILE as
 # /etc/config/entropyservice (@W@ replaced), then the stubs and the init
@@ -33,10 +40,15 @@ new_case() {
 	: >"$W/root/etc/passwd"
 	: >"$W/keys/id_client"
 	: >"$W/keys/id_beta"
+	chmod 600 "$W/keys/id_client" "$W/keys/id_beta"
 	cat >"$W/bin/entropyservice" <<'EOS'
 #!/bin/sh
 printf '%s\n' "$*" >>"${0%/*}/prog.log"
-[ "$1 $2" = "seed load" ] && echo "seed: credited 256 bits"
+case " $* " in *" --check "*) exec "$ES_REAL_BIN" "$@" ;; esac
+if [ "$1 $2" = "seed load" ]; then
+	echo "info: seed: credited 256 bits"
+	echo "warning: ignoring /x/seed.no-credit: not a regular file" >&2
+fi
 exit "${FAKE_PROG_RC:-0}"
 EOS
 	chmod +x "$W/bin/entropyservice"
@@ -54,6 +66,7 @@ EOS
 	CAPABILITIES="$W/root/etc/capabilities/entropyservice.json"
 	VALIDATE_DATA="$HERE/validate_data"
 	RUN_DIR="$W/run"
+	CLIENT_RUN_DIR="$W/crun"
 	LOG="$STUB_LOG"
 	PLOG="$W/bin/prog.log"
 }
@@ -66,14 +79,17 @@ sed "s|'/etc/entropyservice/seed'|'@W@/seed'|" "$SHIPPED" >"$TMP/shipped.config"
 (
 	new_case shipped "$TMP/shipped.config"
 	start_service
-	if [ -z "$(instances)" ]; then pass "$SH shipped config: the disabled example starts no client"; else fails_with "$SH shipped config starts: $(instances)"; fi
-	check "$SH shipped config: nothing logged as an error" lacks_text "$LOG" "daemon.err"
-	check "$SH shipped config: seed load runs at start" has_line "$PLOG" "seed load --seed-dir $W/seed"
-	check "$SH shipped config: seed load output goes to the log" \
-		has_line "$LOG" "logger entropyservice daemon.notice: seed: credited 256 bits"
 	service_triggers
-	check "$SH shipped config: WAN up restarts the clients" \
-		has_line "$LOG" "procd_add_interface_trigger [interface.*.up] [wan] [/etc/init.d/entropyservice] [reconnect]"
+	if [ -z "$(instances)" ]; then pass "$SH shipped config: the disabled example starts no client"; else fails_with "$SH shipped config starts: $(instances)"; fi
+	check "$SH shipped config: nothing logged as an error" lacks_text "$LOG" daemon.err
+	check "$SH shipped config: seed load runs at start, with the jailed client's seed dir" \
+		has_line "$PLOG" "seed load --seed-dir $W/seed --client-seed-dir $W/seed.client"
+	check "$SH seed load: info lines logged as info" \
+		has_line "$LOG" "logger entropyservice daemon.info: info: seed: credited 256 bits"
+	check "$SH seed load: warnings logged as warnings" \
+		has_line "$LOG" "logger entropyservice daemon.warn: warning: ignoring /x/seed.no-credit: not a regular file"
+	check "$SH shipped config: no interface trigger (it fires on every interface.update)" \
+		lacks_text "$LOG" procd_add_interface_trigger
 )
 
 # --- servers: which start, with which command line --------------------------
@@ -82,16 +98,22 @@ sed "s|'/etc/entropyservice/seed'|'@W@/seed'|" "$SHIPPED" >"$TMP/shipped.config"
 	start_service
 	got=$(instances)
 	if [ "$got" = "alpha beta theta " ]; then pass "$SH one instance per enabled, valid server (alpha beta theta)"; else fails_with "$SH instances: '$got'"; fi
-	check "$SH alpha: command line with defaults, host-key comment dropped" has_line "$LOG" \
-		"instance alpha: [$W/bin/entropyservice] [client] [-p] [22] [-i] [$W/keys/id_client] [--host-key] [$ED_KEY] [--credit-bits-per-byte] [2] [--mode] [auto] [--interval] [10m] [--get-bytes] [64] [--seed-dir] [$W/seed] [--status-file] [$W/run/alpha.status] [192.0.2.10]"
+	check "$SH alpha: command line with defaults, own runtime dir, hostkey's comment dropped" has_line "$LOG" \
+		"instance alpha: [$W/bin/entropyservice] [client] [-p] [22] [-i] [$W/keys/id_client] [--host-key] [$ED_KEY] [--credit-bits-per-byte] [2] [--mode] [auto] [--interval] [10m] [--get-bytes] [64] [--seed-dir] [$W/seed] [--status-file] [$W/crun/alpha.status] [--runtime-dir] [$W/crun/alpha] [192.0.2.10]"
+	check "$SH the host key's comment is not logged" lacks_text "$LOG" "after the host key"
 	check "$SH beta: port, user, key, mode, interval, credit and get_bytes from UCI" has_line "$LOG" \
-		"instance beta: [$W/bin/entropyservice] [client] [-p] [2222] [-i] [$W/keys/id_beta] [--host-key] [ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBHRlc3Q=] [--credit-bits-per-byte] [0] [--mode] [topup] [--interval] [1h] [--get-bytes] [128] [--seed-dir] [$W/seed] [--status-file] [$W/run/beta.status] [-l] [pool] [entropy.example.net]"
+		"instance beta: [$W/bin/entropyservice] [client] [-p] [2222] [-i] [$W/keys/id_beta] [--host-key] [$EC_KEY] [--credit-bits-per-byte] [0] [--mode] [topup] [--interval] [1h] [--get-bytes] [128] [--seed-dir] [$W/seed] [--status-file] [$W/crun/beta.status] [--runtime-dir] [$W/crun/beta] [-l] [pool] [entropy.example.net]"
 	check "$SH theta: IPv6 host, ssh-rsa key, stream mode" has_line "$LOG" \
-		"instance theta: [$W/bin/entropyservice] [client] [-p] [22] [-i] [$W/keys/id_client] [--host-key] [ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7dGVzdA==] [--credit-bits-per-byte] [2] [--mode] [stream] [--interval] [10m] [--get-bytes] [64] [--seed-dir] [$W/seed] [--status-file] [$W/run/theta.status] [2001:db8::7]"
+		"instance theta: [$W/bin/entropyservice] [client] [-p] [22] [-i] [$W/keys/id_client] [--host-key] [$RSA_KEY] [--credit-bits-per-byte] [2] [--mode] [stream] [--interval] [10m] [--get-bytes] [64] [--seed-dir] [$W/seed] [--status-file] [$W/crun/theta.status] [--runtime-dir] [$W/crun/theta] [2001:db8::7]"
+	check "$SH each instance's command line passed client --check first" \
+		has_line "$PLOG" "client -p 22 -i $W/keys/id_client --host-key $ED_KEY --credit-bits-per-byte 2 --mode auto --interval 10m --get-bytes 64 --seed-dir $W/seed --status-file $W/crun/alpha.status --runtime-dir $W/crun/alpha 192.0.2.10 --check"
+	check "$SH each instance has its own private runtime dir (no shared home-1)" \
+		eval "[ -d '$W/crun/alpha' ] && [ -d '$W/crun/beta' ] && [ -d '$W/crun/theta' ] && [ \"\$(stat -c %a '$W/crun/alpha')\" = 700 ]"
 	check "$SH respawn set on each instance" [ "$(grep -cxF 'procd_set_param [respawn]' "$LOG")" = 3 ]
 	check "$SH stdout to logd on each instance" [ "$(grep -cxF 'procd_set_param [stdout] [1]' "$LOG")" = 3 ]
 	check "$SH stderr to logd on each instance" [ "$(grep -cxF 'procd_set_param [stderr] [1]' "$LOG")" = 3 ]
-	check "$SH log_level passed in the environment" has_line "$LOG" "procd_set_param [env] [ENTROPYSERVICE_LOG=debug]"
+	check "$SH log_level and info-on-stdout passed in the environment" \
+		has_line "$LOG" "procd_set_param [env] [ENTROPYSERVICE_LOG=debug] [ENTROPYSERVICE_LOG_INFO_STDOUT=1]"
 	check "$SH key file watched for reload" has_line "$LOG" "procd_set_param [file] [$W/keys/id_beta]"
 	check "$SH disabled servers (off, disabled) are skipped silently" \
 		eval "lacks_text '$LOG' \"'gamma'\" && lacks_text '$LOG' \"'eta'\" && lacks_text '$LOG' 'instance eta:'"
@@ -104,20 +126,43 @@ sed "s|'/etc/entropyservice/seed'|'@W@/seed'|" "$SHIPPED" >"$TMP/shipped.config"
 	check "$SH bad mode named" has_text "$LOG" "server 'zeta': option mode 'fast' is not a valid or(\"auto\",\"topup\",\"stream\")"
 	check "$SH credit above 8 named" has_text "$LOG" "server 'zeta': option credit_bits_per_byte '9' is not a valid range(0,8)"
 	check "$SH missing key file named" has_text "$LOG" "server 'iota': option key_file '$W/keys/missing' is not a valid file"
+	# Values UCI's types accept but the client refuses: the binary's own line.
+	check "$SH get_bytes 5000: the client's error, not started" has_line "$LOG" \
+		"logger entropyservice daemon.err: server 'lambda': --get-bytes and --once take 1 to 4096 bytes; this client is not started"
+	check "$SH get_bytes 0: the client's error, not started" has_line "$LOG" \
+		"logger entropyservice daemon.err: server 'pi': --get-bytes and --once take 1 to 4096 bytes; this client is not started"
+	check "$SH credit 0x4 (strtol base 0 in validate_data): the client's error" has_text "$LOG" \
+		"daemon.err: server 'mu': Error parsing option '--credit-bits-per-byte' with value '0x4'"
+	check "$SH host_key 'ssh-ed25519 AAAA': the client's error" has_text "$LOG" \
+		"daemon.err: server 'nu': --host-key for 198.51.100.13: "
+	check "$SH interval 99999999999d: the client's error" has_line "$LOG" \
+		"logger entropyservice daemon.err: server 'xi': --interval 99999999999d is not a duration such as 30s, 10m, 1h or 1d; this client is not started"
+	check "$SH interval 0: the client's error" has_line "$LOG" \
+		"logger entropyservice daemon.err: server 'omicron': --interval 0 would open SSH sessions back to back; give a time such as 10m; this client is not started"
+	check "$SH no runtime dir for a refused instance" [ ! -e "$W/crun/lambda" ]
 	check "$SH no jail without /sbin/ujail" eval "lacks_text '$LOG' procd_add_jail && lacks_text '$LOG' '[user]' && lacks_text '$LOG' '[capabilities]'"
+	check "$SH unjailed: client run dir is root's" [ "$(stat -c %u:%a "$W/crun")" = 0:700 ]
 	check "$SH seed loaded before the first instance" \
-		[ "$(sed -n '1p' "$PLOG")" = "seed load --seed-dir $W/seed" ]
+		[ "$(sed -n '1p' "$PLOG")" = "seed load --seed-dir $W/seed --client-seed-dir $W/seed.client" ]
 	start_service
 	check "$SH seed loaded once per boot, not again on restart or reload" \
 		[ "$(grep -c '^seed load' "$PLOG")" = 1 ]
 	: >"$LOG"
 	stop_service
-	check "$SH stop saves the seed" has_line "$PLOG" "seed save --seed-dir $W/seed"
+	check "$SH stop saves the seed and takes the jailed client's" \
+		has_line "$PLOG" "seed save --seed-dir $W/seed --client-seed-dir $W/seed.client"
 	: >"$LOG"
 	: >"$PLOG"
 	reconnect
-	check "$SH reconnect restarts the instances" eval "has_line '$LOG' 'procd_kill [entropyservice]' && has_line '$LOG' start"
+	check "$SH reconnect signals the clients (USR1), restarts none" \
+		eval "has_line '$LOG' 'procd_send_signal [entropyservice] [*] [USR1]' && lacks_text '$LOG' procd_kill && lacks_text '$LOG' start"
 	check "$SH reconnect does not save the seed" lacks_text "$PLOG" "seed save"
+	: >"$PLOG"
+	authorize 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qta2V5LWZvci1vcGVud3J0LXRlc3RzLW9ubHkh' router2
+	check "$SH authorize: the serve 'defaults' section makes the authorize line" has_line "$PLOG" \
+		"authorize --client router2 --rate 512 --max-sessions 3 --allow-from 192.168.1.0/24,10.0.0.0/8 $ED_KEY"
+	authorize >/dev/null 2>&1
+	check "$SH authorize without arguments: usage, status 64" [ "$?" = 64 ]
 )
 
 # --- triggers and validation --------------------------------------------------
@@ -125,8 +170,7 @@ sed "s|'/etc/entropyservice/seed'|'@W@/seed'|" "$SHIPPED" >"$TMP/shipped.config"
 	new_case triggers "$FIXTURE"
 	service_triggers
 	check "$SH reload trigger on /etc/config/entropyservice" has_line "$LOG" "procd_add_reload_trigger [entropyservice]"
-	check "$SH interface trigger from option interface" has_line "$LOG" \
-		"procd_add_interface_trigger [interface.*.up] [wan] [/etc/init.d/entropyservice] [reconnect]"
+	check "$SH no procd interface trigger" lacks_text "$LOG" procd_add_interface_trigger
 	order=$(sed -n 's/^\(procd_open_validate\|procd_close_validate\|validation \[entropyservice\] \[[a-z]*\]\).*/\1/p' "$LOG" | tr '\n' '|')
 	if [ "$order" = "procd_open_validate|validation [entropyservice] [entropyservice]|validation [entropyservice] [server]|procd_close_validate|" ]; then
 		pass "$SH procd validation describes the global and server sections"
@@ -134,34 +178,93 @@ sed "s|'/etc/entropyservice/seed'|'@W@/seed'|" "$SHIPPED" >"$TMP/shipped.config"
 	check "$SH validation types for server options" has_text "$LOG" \
 		"validation [entropyservice] [server] [enabled:bool:1] [host:host] [port:port:22] [user:string] [key_file:file:/etc/entropyservice/id_client] [host_key:string] [credit_bits_per_byte:range(0,8):2] [mode:or(\"auto\",\"topup\",\"stream\"):auto] [interval:string:10m] [get_bytes:uinteger:64]"
 )
-sed "/option interface/d" "$FIXTURE" >"$TMP/nointerface.config"
+sed "s/option log_level 'debug'/option log_level 'loud'/" "$FIXTURE" >"$TMP/badglobal.config"
 (
-	new_case nointerface "$TMP/nointerface.config"
+	new_case badglobal "$TMP/badglobal.config"
+	# rc.common's start: start_service, then service_triggers; stop reads it too
+	start_service
 	service_triggers
-	check "$SH no interface option: no interface trigger" lacks_text "$LOG" procd_add_interface_trigger
+	stop_service
+	check "$SH a bad global option is logged once per start" \
+		[ "$(grep -c "section 'global': option log_level 'loud'" "$LOG")" = 1 ]
+)
+
+# --- hotplug: the WAN coming up ---------------------------------------------------
+HOTPLUG="$HERE/../../openwrt/files/entropyservice.hotplug"
+(
+	new_case hotplug "$FIXTURE"
+	cat >"$W/bin/init" <<'EOS'
+#!/bin/sh
+printf '%s\n' "$*" >>"${0%/*}/init.log"
+EOS
+	chmod +x "$W/bin/init"
+	cat >"$W/functions.sh" <<EOS
+. "$HERE/openwrt-stubs.sh"
+EOS
+	# hotplug-call sources the script in a subshell with ACTION and INTERFACE
+	# shellcheck disable=SC2034
+	hp() {
+		(
+			ACTION="$1" INTERFACE="$2" ES_INIT="$W/bin/init" ES_FUNCTIONS="$W/functions.sh"
+			# shellcheck source=../../openwrt/files/entropyservice.hotplug
+			. "$HOTPLUG"
+		)
+	}
+	: >"$W/bin/init.log"
+	hp ifup wan
+	check "$SH hotplug ifup of the configured interface: reconnect" \
+		[ "$(cat "$W/bin/init.log")" = "enabled
+reconnect" ]
+	: >"$W/bin/init.log"
+	hp ifupdate wan
+	hp ifdown wan
+	hp ifup lan
+	check "$SH hotplug ifupdate, ifdown, another interface: nothing" [ ! -s "$W/bin/init.log" ]
 )
 
 # --- the jail -------------------------------------------------------------------
+USER_LINE="entropyservice:x:32768:32768:entropyservice:/var/run/entropyservice:/bin/false"
 (
 	new_case jail "$FIXTURE"
 	printf '#!/bin/sh\n' >"$UJAIL"
 	chmod +x "$UJAIL"
 	cp "$HERE/../../openwrt/files/entropyservice.capabilities.json" "$CAPABILITIES"
-	echo "entropyservice:x:32768:32768:entropyservice:/var/run/entropyservice:/bin/false" >"$W/root/etc/passwd"
+	echo "$USER_LINE" >"$W/root/etc/passwd"
+	# What an older version left: root's run dir given to the jail user,
+	# with a planted link where the boot marker goes.
+	mkdir -p "$W/run" "$W/seed"
+	command chown 32768:32768 "$W/run" "$W/seed"
+	echo precious >"$W/target"
+	ln -s "$W/planted" "$W/run/seed-loaded"
 	start_service
 	check "$SH jail: procd_add_jail with log and procfs, per instance" [ "$(grep -cxF 'procd_add_jail [entropyservice] [log] [procfs]' "$LOG")" = 3 ]
 	check "$SH jail: key, /dev/random and dbclient mounted read-only" has_line "$LOG" \
 		"procd_add_jail_mount [$W/keys/id_client] [/dev/random] [/dev/urandom] [/etc/passwd] [/etc/group] [/etc/hosts] [/etc/resolv.conf] [/usr/bin/dbclient] [/usr/bin/ssh]"
-	check "$SH jail: seed dir, run dir and the client's non-root runtime dir writable" \
-		has_line "$LOG" "procd_add_jail_mount_rw [$W/seed] [$W/run] [/tmp/entropyservice-32768]"
+	check "$SH jail: only the client's seed dir and run dir writable" \
+		has_line "$LOG" "procd_add_jail_mount_rw [$W/seed.client] [$W/crun]"
+	check "$SH jail: the client saves seeds in its own dir" has_text "$LOG" "[--seed-dir] [$W/seed.client]"
 	check "$SH jail: runs as user entropyservice" has_line "$LOG" "procd_set_param [user] [entropyservice]"
 	check "$SH jail: capabilities file" has_line "$LOG" "procd_set_param [capabilities] [$CAPABILITIES]"
 	check "$SH jail: no_new_privs" has_line "$LOG" "procd_set_param [no_new_privs] [1]"
-	check "$SH jail: HOME for dbclient's known_hosts" has_line "$LOG" "procd_append_param [env] [HOME=$W/run]"
-	check "$SH jail: seed, run and runtime dirs given to the user" \
-		has_line "$LOG" "chown [-R] [entropyservice:entropyservice] [$W/run] [$W/seed] [/tmp/entropyservice-32768]"
-	check "$SH jail: runtime dir is private" [ "$(stat -c %a /tmp/entropyservice-32768)" = 700 ]
-	rmdir /tmp/entropyservice-32768
+	check "$SH jail: no chown -R anywhere" lacks_text "$LOG" "chown [-R]"
+	check "$SH jail: root's run dir is root's again, private" [ "$(stat -c %u:%a "$W/run")" = 0:700 ]
+	check "$SH jail: the planted link was not followed" [ ! -e "$W/planted" ]
+	check "$SH jail: the boot marker is a plain file" eval "[ -f '$W/run/seed-loaded' ] && [ ! -L '$W/run/seed-loaded' ]"
+	check "$SH jail: root's seed dir is root's again" [ "$(stat -c %u:%a "$W/seed")" = 0:700 ]
+	check "$SH jail: the client's run dir and seed dir belong to the jail user" \
+		eval "[ \"\$(stat -c %u:%a '$W/crun')\" = 32768:700 ] && [ \"\$(stat -c %u:%a '$W/seed.client')\" = 32768:700 ]"
+	check "$SH jail: each instance's runtime dir belongs to the jail user" \
+		[ "$(stat -c %u:%a "$W/crun/alpha")" = 32768:700 ]
+	# The jail user plants a link in its own dir; then the router runs the
+	# client unjailed (ujail removed): no crash loop, no link followed.
+	ln -s "$W/target" "$W/crun/alpha.status"
+	rm -f "$UJAIL"
+	: >"$LOG"
+	start_service
+	check "$SH unjailed after jailed: the client run dir is root's again" [ "$(stat -c %u:%a "$W/crun")" = 0:700 ]
+	check "$SH unjailed after jailed: the jail user's files are gone, the link target kept" \
+		eval "[ ! -e '$W/crun/alpha.status' ] && [ \"\$(cat '$W/target')\" = precious ]"
+	check "$SH unjailed after jailed: clients start" has_text "$LOG" "instance alpha:"
 )
 (
 	new_case jail-nouser "$FIXTURE"
@@ -175,7 +278,7 @@ sed "/option interface/d" "$FIXTURE" >"$TMP/nointerface.config"
 	new_case jail-nocaps "$FIXTURE"
 	printf '#!/bin/sh\n' >"$UJAIL"
 	chmod +x "$UJAIL"
-	echo "entropyservice:x:32768:32768:entropyservice:/var/run/entropyservice:/bin/false" >"$W/root/etc/passwd"
+	echo "$USER_LINE" >"$W/root/etc/passwd"
 	start_service
 	check "$SH jail: not without the capabilities file" lacks_text "$LOG" procd_add_jail
 )
@@ -204,9 +307,16 @@ sed "s/option enabled 'yes'/option enabled '0'/" "$FIXTURE" >"$TMP/off.config"
 	check "$SH status without status files: procd state, then entropyservice status" \
 		eval "has_line '$LOG' '_procd_status [entropyservice]' && has_line '$PLOG' status"
 	: >"$PLOG"
-	: >"$W/run/alpha.status"
-	: >"$W/run/beta.status"
+	mkdir -p "$W/crun"
+	: >"$W/crun/alpha.status"
+	: >"$W/crun/beta.status"
 	status_service >"$W/status.out"
 	check "$SH status shows each client's status file" \
-		eval "has_line '$PLOG' 'status --status-file $W/run/alpha.status' && has_line '$PLOG' 'status --status-file $W/run/beta.status'"
+		eval "has_line '$PLOG' 'status --status-file $W/crun/alpha.status' && has_line '$PLOG' 'status --status-file $W/crun/beta.status'"
+	: >"$PLOG"
+	ln -s /etc/shadow "$W/crun/gamma.status"
+	mkfifo "$W/crun/delta.status"
+	status_service >"$W/status.out"
+	check "$SH status skips a link or FIFO planted among the status files" \
+		eval "lacks_text '$PLOG' gamma.status && lacks_text '$PLOG' delta.status && has_line '$PLOG' 'status --status-file $W/crun/alpha.status'"
 )

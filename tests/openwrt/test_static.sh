@@ -21,7 +21,7 @@ need busybox busybox
 need dash dash
 need make make
 
-SCRIPTS="openwrt/files/entropyservice.init openwrt/files/entropyservice.uci-defaults openwrt/build-feed.sh"
+SCRIPTS="openwrt/files/entropyservice.init openwrt/files/entropyservice.uci-defaults openwrt/files/entropyservice.hotplug openwrt/build-feed.sh"
 TESTS="tests/openwrt/run.sh tests/openwrt/lib.sh tests/openwrt/openwrt-stubs.sh tests/openwrt/validate_data tests/openwrt/test_static.sh tests/openwrt/test_init.sh tests/openwrt/test_uci_defaults.sh tests/openwrt/test_feed.sh"
 
 cd "$ROOT" || exit 1
@@ -78,15 +78,21 @@ check "Makefile: PKG_VERSION matches Cargo.toml ($version)" has_line "$TMP/make.
 check "Makefile: builds with rust/host" has_line "$TMP/make.out" "BUILD_DEPENDS=rust/host"
 check "Makefile: DEPENDS on RUST_ARCH_DEPENDS" has_line "$TMP/make.out" "DEPENDS=@(aarch64||arm||mips||mipsel||x86_64)"
 check "Makefile: USERID for the jail's user" has_line "$TMP/make.out" "USERID=entropyservice:entropyservice"
-check "Makefile: conffiles are the UCI file and /etc/entropyservice/" \
+# No seed in conffiles (they go into keep.d and `sysupgrade -b` backups): a
+# backup restored onto several routers would credit one seed on each.
+check "Makefile: conffiles are the UCI file and the client key, no seed" \
 	[ "$(cat "$TMP/dest.conffiles" 2>/dev/null)" = "/etc/config/entropyservice
-/etc/entropyservice/" ]
+/etc/entropyservice/id_client
+/etc/entropyservice/id_client.pub" ]
+check "Makefile: says to copy, not link, the package directory" \
+	eval "grep -q 'a copy,\$' '$ROOT/openwrt/Makefile' && ! grep -q 'copy or link' '$ROOT/openwrt/Makefile'"
 (cd "$TMP/dest" 2>/dev/null && find . -type f -exec stat -c '%a %n' {} + | sort) >"$TMP/dest.list"
 printf '%s\n' "600 ./etc/config/entropyservice" "644 ./etc/capabilities/entropyservice.json" \
+	"644 ./etc/hotplug.d/iface/90-entropyservice" \
 	"755 ./etc/init.d/entropyservice" "755 ./etc/uci-defaults/90-entropyservice" \
 	"755 ./usr/bin/entropyservice" >"$TMP/dest.want"
 if cmp -s "$TMP/dest.list" "$TMP/dest.want"; then
-	pass "Makefile: installs the same files and modes as build-feed.sh"
+	pass "Makefile: installs the package's files with their modes"
 else
 	fail "Makefile: installed files" "$(diff "$TMP/dest.want" "$TMP/dest.list")"
 fi
