@@ -1326,7 +1326,9 @@ fn server_signals_mid_stream() {
 fn sink_signals_while_reading() {
     need_root();
     for sig in ALL_SIGNALS {
-        let mut child = Command::new(bin())
+        // As sshd starts a forced command: default dispositions, whatever this
+        // test process inherited (nohup ignores SIGHUP).
+        let mut child = default_signals(bin())
             .args(["sink", "--min-bytes", "32", "--max-bytes", "4096"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1454,17 +1456,28 @@ fn missing_programs_keys_and_sources_are_one_line_errors() {
     }
 
     // An unreadable hardware RNG, as the unprivileged user a server runs as.
+    // The machine's own /dev/hwrng (root's, 0600) or, where there is none, a
+    // root-owned 0600 stand-in in a private mount namespace (DEV_HWRNG).
     let lock = format!("/tmp/es-faults-nobody-{}", std::process::id());
-    let mut c = Command::new(need("setpriv"));
-    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", bin()])
-        .args(["server", "--source", "/dev/hwrng", "--lock-dir", &lock])
-        .env("SSH_ORIGINAL_COMMAND", "get 64");
+    let script = format!(
+        "{DEV_HWRNG}exec {} --reuid=nobody --regid=nogroup --clear-groups \"$@\"",
+        need("setpriv").display()
+    );
+    let mut c = Command::new(need("unshare"));
+    c.args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+        bin(),
+    ])
+    .args(["server", "--source", "/dev/hwrng", "--lock-dir", &lock])
+    .env("SSH_ORIGINAL_COMMAND", "get 64");
     let r = run(&mut c);
     let _ = std::fs::remove_dir_all(&lock);
-    assert!(
-        std::fs::metadata("/dev/hwrng").is_ok(),
-        "this test needs /dev/hwrng (mode 0600)"
-    );
     r.code(74)
         .one_line_error()
         .stderr_has("cannot open random source /dev/hwrng")
