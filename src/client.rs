@@ -215,7 +215,7 @@ fn config(a: &cli::Client) -> Result<Config> {
             "no server given: entropyservice client [OPTIONS] [USER@]HOST (see --help)",
         ));
     }
-    let program = Program::find(a.ssh.as_deref())?;
+    let program = ssh::pick_program(a.ssh.as_deref(), &servers)?;
     let status_file = a
         .status_file
         .clone()
@@ -516,17 +516,19 @@ impl Peers {
                     if pending_signal().is_some() {
                         return Err(e);
                     }
-                    unlogged = Some(if matches!(e.status, Status::HostKey | Status::Data) {
-                        *until = now.saturating_add(self.penalty);
-                        msg(&[
-                            &e.msg,
-                            "; skipping this server for ",
-                            Num::new(self.penalty / NS).as_str(),
-                            " s",
-                        ])
-                    } else {
-                        e.msg.clone()
-                    });
+                    unlogged = Some(
+                        if matches!(e.status, Status::HostKey | Status::Data | Status::Config) {
+                            *until = now.saturating_add(self.penalty);
+                            msg(&[
+                                &e.msg,
+                                "; skipping this server for ",
+                                Num::new(self.penalty / NS).as_str(),
+                                " s",
+                            ])
+                        } else {
+                            e.msg.clone()
+                        },
+                    );
                     st.last_error = e.msg.clone();
                     last = e;
                 }
