@@ -6,11 +6,15 @@
 #   - the project's files (tracked and untracked, not the ignored ones such as
 #     target/), copied in from a read-only mount, as a fresh clone would have
 #     them, so nothing built here or there leaks across;
-#   - this machine's Rust toolchain, /root/.rustup and /root/.cargo, mounted
-#     read-only, each under an overlay whose upper layer lives in the
-#     container: .ci/run adds rustup components and targets, cargo installs
-#     tools (cargo-fuzz) and fills its registry cache, and all of that must
-#     land in the container, never in this machine's toolchain;
+#   - this machine's Rust toolchain, /root/.rustup and /root/.cargo, as a
+#     snapshot taken at the start (hard links, so instant and free; a copy
+#     where /var/tmp is another file system): a rustup on this machine that
+#     updates a toolchain while CI runs (cross does, on its first run) must
+#     not swap rustc under the running build. The snapshot is mounted
+#     read-only, under an overlay whose upper layer lives in the container:
+#     .ci/run adds rustup components and targets, cargo installs tools
+#     (cargo-fuzz) and fills its registry cache, and all of that lands in the
+#     container, never in this machine's toolchain;
 #   - this machine's extra CA certificates (docker_ca_flags): its outgoing TLS
 #     needs them, or pip, cargo and rustup fail with "self-signed certificate".
 # The run starts with SIGHUP and SIGINT ignored, as under `nohup` or as a `&`
@@ -66,6 +70,11 @@ cleanup() {
     dockerd_down
 }
 trap cleanup EXIT
+log "snapshot of /root/.rustup and /root/.cargo in $STATE"
+for t in rustup cargo; do
+    cp -al "/root/.$t" "$STATE/$t" 2>/dev/null || { rm -rf "${STATE:?}/$t"; cp -a "/root/.$t" "$STATE/$t"; } \
+        || die "cannot snapshot /root/.$t"
+done
 git ls-files -z --cached --others --exclude-standard \
     | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done >"$STATE/files"
 
@@ -93,9 +102,10 @@ for t in rustup cargo; do
 done
 mkdir -p /root/entropyservice
 (cd /src && tar --null -T /fresh-ci/files -c -f - | tar -x -C /root/entropyservice -f -)
+export PATH=/root/.cargo/bin:$PATH CI=true ES_FRESH_CI=1
+rustc -V && cargo -V
 echo "=== fresh container: apt sources, CA certificates, toolchain overlays: $((SECONDS - t0)) s"
 cd /root/entropyservice
-export PATH=/root/.cargo/bin:$PATH CI=true ES_FRESH_CI=1
 # As under nohup, or as a & job of a non-interactive script.
 trap '' HUP INT
 exec bash .ci/run
@@ -106,8 +116,8 @@ set +e
 # shellcheck disable=SC2046 # the flag helpers print words meant to split
 timeout --kill-after=30 "$LIMIT" docker run --rm --name "$NAME" --network host \
     $(docker_run_flags) $(docker_ca_flags) \
-    -v /root/.rustup:/host/rustup:ro -v /root/.cargo:/host/cargo:ro \
-    -v "$ROOT":/src:ro -v "$STATE":/fresh-ci:ro \
+    -v "$STATE/rustup":/host/rustup:ro -v "$STATE/cargo":/host/cargo:ro \
+    -v "$ROOT":/src:ro -v "$STATE/files":/fresh-ci/files:ro -v "$STATE/inside.sh":/fresh-ci/inside.sh:ro \
     "$IMAGE" bash /fresh-ci/inside.sh </dev/null 2>&1 | tee "$LOG"
 RC=${PIPESTATUS[0]}
 set -e

@@ -610,17 +610,26 @@ pub fn run(a: &cli::Client) -> Result<()> {
     if let Some(n) = a.once {
         st.mode = "once";
         peers.quiet_last = true;
+        let was_ready = kernel::crng_ready();
         let (credited, reseeded) = peers.try_each(clock::now_ns(), &mut st, |s, st| {
             topup_once(&cfg, s, &mut pool, st, n as usize)
         })?;
         let line = msg(&[
             "received ",
             Num::new(n as u64).as_str(),
-            " bytes from ",
+            if n == 1 {
+                " byte from "
+            } else {
+                " bytes from "
+            },
             &st.server,
             ", credited ",
             Num::new(credited).as_str(),
-            " bits, reseeded ",
+            if was_ready && credited > 0 {
+                " bits (mixed; the CRNG was already ready, so the kernel's count does not grow), reseeded "
+            } else {
+                " bits, reseeded "
+            },
             if reseeded { "yes" } else { "no" },
             "\n",
         ]);

@@ -1087,3 +1087,58 @@ fn hostkey_without_keys_is_no_input() {
         .stdout
         .is_empty());
 }
+
+/// The README's "Both sides on one machine" recipe, run as written by bash
+/// with `entropyservice` on PATH (the binary under test), a free port in
+/// PORT and TMPDIR in this test's directory: a real Dropbear, keygen,
+/// authorize, hostkey and one fetch through the forced command.
+#[test]
+fn readme_one_machine_recipe_works() {
+    need_root();
+    need("dropbear");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = readme
+        .split_once("<!-- recipe: one-machine -->\n```bash\n")
+        .expect("README lost its one-machine recipe")
+        .1;
+    let recipe = after.split_once("\n```").expect("unterminated recipe").0;
+    let t = TempDir::new("recipe");
+    let bindir = t.join("bin");
+    std::fs::create_dir(&bindir).unwrap();
+    std::os::unix::fs::symlink(bin(), bindir.join("entropyservice")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bindir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let port = free_port().to_string();
+    let r = run_limit(
+        Command::new("bash")
+            .args(["-c", recipe])
+            .env("PATH", path)
+            .env("PORT", &port)
+            .env("TMPDIR", &t.path)
+            .stdin(Stdio::null()),
+        Duration::from_secs(60),
+    );
+    r.ok().stdout_has(&format!(
+        "received 64 bytes from root@127.0.0.1:{port}, credited 128 bits"
+    ));
+    // Its Dropbear is gone with it (kill %1).
+    let listen = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains("dropbear") && c.contains(&listen)
+        })
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the recipe's Dropbear on {listen} outlived it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_ssh_client_for(port.parse().unwrap());
+}

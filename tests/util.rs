@@ -348,6 +348,10 @@ pub enum Flavor {
 /// ~/.bashrc when started by an SSH server. A developer's .bashrc (here: a
 /// pyenv init that takes a global lock) would make sessions slow and noisy,
 /// so each server's namespace also mounts /dev/null over /root/.bashrc.
+///
+/// The forced commands' default session lock directory, /run/entropyservice,
+/// is a directory of this fixture in that namespace too: concurrent test runs
+/// never share slots, and the machine's /run/entropyservice stays untouched.
 pub struct SshServer {
     pub flavor: Flavor,
     pub port: u16,
@@ -389,12 +393,19 @@ impl SshServer {
         let log = dir.join("server.log");
         let logf = std::fs::File::create(&log).unwrap();
         let port = free_port();
+        // The forced commands' default --lock-dir, private to this server.
+        let run_es = dir.join("run-entropyservice");
+        std::fs::create_dir(&run_es).unwrap();
+        let private_run = format!(
+            "mkdir -p /run/entropyservice && mount --bind {} /run/entropyservice || exit 1; ",
+            run_es.display()
+        );
         let (child, host_key) = match flavor {
             Flavor::Dropbear => {
                 let hk = dropbear_key(&dir, "host_ed25519", "ed25519");
                 std::fs::create_dir_all("/root/.ssh").unwrap();
                 let script = format!(
-                    "{MASK_BASHRC}mount --bind {} /root/.ssh && exec {} -F -E -s -p {}:{} -r {} -P {}",
+                    "{MASK_BASHRC}{private_run}mount --bind {} /root/.ssh && exec {} -F -E -s -p {}:{} -r {} -P {}",
                     ssh_dir.display(),
                     need("dropbear").display(),
                     listen,
@@ -427,7 +438,7 @@ impl SshServer {
                 )
                 .unwrap();
                 let script = format!(
-                    "{MASK_BASHRC}exec {} -D -e -f {}",
+                    "{MASK_BASHRC}{private_run}exec {} -D -e -f {}",
                     need("sshd").display(),
                     cfg.display()
                 );
