@@ -645,7 +645,12 @@ pub fn run(a: &cli::Client) -> Result<()> {
         log::warn_parts(&[
             "status file ",
             &cfg.status_file,
-            " is not on tmpfs: every top-up rewrites it; choose a file under /run or /var/run",
+            " is not on tmpfs: every top-up rewrites it (a flash write on a router); ",
+            if status::on_ram_fs("/run") {
+                "choose a file under /run"
+            } else {
+                "/run is not tmpfs here either: give --status-file on a tmpfs mount, or ignore this where writes are cheap"
+            },
         ]);
     }
     daemon(&cfg, &mut peers, &mut pool, &mut st)

@@ -456,3 +456,66 @@ fn newcomer_mistakes_get_actionable_errors() {
         .one_line_error()
         .stderr_has("authorized_keys for user root");
 }
+
+/// The status file off tmpfs: the warning's advice fits the machine. With a
+/// tmpfs /run (a private mount namespace mounts one) it says to choose a file
+/// under /run; with a /run that is a plain directory (a bind mount of one
+/// under /tmp) it says that /run is no tmpfs either and what to do instead.
+#[test]
+fn status_file_warning_fits_the_machine() {
+    need_root();
+    let dir = TempDir::new("status-warning");
+    let key = dropbear_key(&dir, "id", "ed25519");
+    let plain = dir.join("plain-run");
+    std::fs::create_dir(&plain).unwrap();
+    for (mount, want) in [
+        (
+            "mount -t tmpfs es-run /run".to_string(),
+            "choose a file under /run",
+        ),
+        (
+            format!("mount --bind {} /run", plain.display()),
+            "/run is not tmpfs here either: give --status-file on a tmpfs mount",
+        ),
+    ] {
+        let script = format!("{mount} && exec \"$@\"");
+        let port = free_port().to_string();
+        let mut c = Command::new(need("unshare"));
+        c.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+            bin(),
+        ])
+        .args([
+            "client",
+            "--ssh",
+            "dbclient",
+            "-p",
+            &port,
+            "-i",
+            &key.private_str(),
+        ])
+        .args([
+            "--host-key",
+            &key.type_and_key(),
+            "--status-file",
+            &dir.s("status"),
+        ])
+        .args(["--runtime-dir", &dir.s("rt"), "--seed-dir", &dir.s("seed")])
+        .arg("127.0.0.1");
+        let r = run_limit(&mut c, Duration::from_secs(3));
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("is not on tmpfs"))
+            .unwrap_or_else(|| panic!("no tmpfs warning\n{}", r.explain()))
+            .to_string();
+        assert!(line.starts_with("warning: status file "), "{line}");
+        assert!(line.contains(want), "{mount}: {line}");
+    }
+}
