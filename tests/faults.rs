@@ -849,10 +849,13 @@ fn host_key_refused_in_daemon_mode_without_spinning() {
             "{flavor:?}/{kind}: the client tree used {cpu} ticks in {secs:.1} s\n{log}"
         );
         assert_eq!(st["bits_credited"], "0");
+        // A refused server sits out the 2 s penalty (--max-backoff) before
+        // its next session: at most one session per 2 s of this run, however
+        // slowly a loaded machine got through it.
         let sessions: u64 = st["sessions"].parse().unwrap();
         assert!(
-            (1..=4).contains(&sessions),
-            "{flavor:?}/{kind}: {st:?}\n{log}"
+            (1..=1 + (secs / 2.0) as u64).contains(&sessions),
+            "{flavor:?}/{kind}: {sessions} sessions in {secs:.1} s: {st:?}\n{log}"
         );
         assert_eq!(
             log.matches("does not match the pinned key").count() as u64,
