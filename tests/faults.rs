@@ -786,8 +786,8 @@ fn network_partition_mid_stream() {
 /// ed25519, so for the SSH client the server's key is unknown).
 /// Expects, in daemon mode, for dbclient and ssh: refused within seconds
 /// with a line naming the pinned fingerprint; the server is then skipped for
-/// the penalty period (--max-backoff 2s), so over 5 s there are at most 3
-/// sessions; nothing credited; the whole client tree (client, SSH children
+/// the penalty period (--max-backoff 2s), so there is at most one session
+/// per 2 s of the run; nothing credited; the whole client tree (client, SSH children
 /// alive or reaped) uses little CPU, so dbclient never spins.
 #[test]
 fn host_key_refused_in_daemon_mode_without_spinning() {
