@@ -1461,24 +1461,25 @@ fn missing_programs_keys_and_sources_are_one_line_errors() {
     // An unreadable hardware RNG, as the unprivileged user a server runs as.
     // The machine's own /dev/hwrng (root's, 0600) or, where there is none, a
     // root-owned 0600 stand-in in a private mount namespace (DEV_HWRNG).
+    // nobody runs a copy in a world-readable directory, with no
+    // LD_LIBRARY_PATH: the checkout (and cargo's library paths) may be under
+    // root's 0700 home, as in a CI container.
     let lock = format!("/tmp/es-faults-nobody-{}", std::process::id());
+    let pub_dir = TempDir::new("nobody-bin");
+    std::fs::set_permissions(&pub_dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = pub_dir.join("entropyservice");
+    std::fs::copy(bin(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = format!(
         "{DEV_HWRNG}exec {} --reuid=nobody --regid=nogroup --clear-groups \"$@\"",
         need("setpriv").display()
     );
     let mut c = Command::new(need("unshare"));
-    c.args([
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &script,
-        "sh",
-        bin(),
-    ])
-    .args(["server", "--source", "/dev/hwrng", "--lock-dir", &lock])
-    .env("SSH_ORIGINAL_COMMAND", "get 64");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&copy)
+        .args(["server", "--source", "/dev/hwrng", "--lock-dir", &lock])
+        .env_remove("LD_LIBRARY_PATH")
+        .env("SSH_ORIGINAL_COMMAND", "get 64");
     let r = run(&mut c);
     let _ = std::fs::remove_dir_all(&lock);
     r.code(74)
