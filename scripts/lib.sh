@@ -28,3 +28,14 @@ pip_install() {
         || die "pip install $* failed"
     hash -r
 }
+
+# Stages that need a container engine themselves (docker) cannot run inside
+# scripts/fresh-ci.sh's container, which sets ES_FRESH_CI=1. Such a stage
+# starts with `fresh_ci_skip "WHAT" "WHY" && return 0` (or exit 0): inside
+# that container it prints one loud line and the stage is skipped; everywhere
+# else (normal CI) this returns 1 and the stage runs.
+fresh_ci_skip() {
+    [ "${ES_FRESH_CI:-0}" = 1 ] || return 1
+    echo "${ES_SCRIPT:-ci}: SKIPPED in scripts/fresh-ci.sh's container: $1 ($2); it runs in normal CI" >&2
+    return 0
+}

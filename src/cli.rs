@@ -110,7 +110,7 @@ pub struct Client {
     /// time between top-ups, e.g. 10m (default 10m, with jitter)
     #[argh(option, default = "String::from(\"10m\")")]
     pub interval: String,
-    /// bytes fetched per top-up (default 64)
+    /// bytes fetched per top-up, 1 to 4096 (default 64)
     #[argh(option, default = "64")]
     pub get_bytes: u32,
     /// seconds allowed to connect and receive the first byte (default 30s)
@@ -141,7 +141,7 @@ pub struct Client {
     /// the per-boot marker (default: the status file's directory)
     #[argh(option)]
     pub runtime_dir: Option<String>,
-    /// fetch N bytes once with `get N`, credit them and exit
+    /// fetch N bytes (1 to 4096) once with `get N`, credit them and exit
     #[argh(option)]
     pub once: Option<u32>,
     /// check the options, key file, host key and SSH program, then exit
@@ -170,9 +170,14 @@ pub struct Sink {
 
 /// Load the saved seed into the kernel at boot, or save a new one.
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "seed")]
+#[argh(
+    subcommand,
+    name = "seed",
+    note = "seed load: at boot, feed the saved seeds to the kernel (seed.credit, written while the CRNG was ready, is credited; seed.no-credit only mixed), then save a new seed at once, so no seed is used twice.\nseed save: write a new seed from the kernel (at shutdown, or from cron).",
+    example = "{command_name} load --seed-dir /etc/entropyservice/seed"
+)]
 pub struct Seed {
-    /// load or save
+    /// load (at boot) or save (at shutdown); see the notes below
     #[argh(positional)]
     pub action: String,
     /// seed directory (default /etc/entropyservice/seed)

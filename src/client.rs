@@ -228,7 +228,7 @@ fn config(a: &cli::Client) -> Result<Config> {
             "no server given: entropyservice client [OPTIONS] [USER@]HOST (see --help)",
         ));
     }
-    let program = Program::find(a.ssh.as_deref())?;
+    let program = ssh::pick_program(a.ssh.as_deref(), &servers)?;
     let status_file = a
         .status_file
         .clone()
@@ -552,17 +552,19 @@ impl Peers {
                     if pending_signal().is_some() {
                         return Err(e);
                     }
-                    unlogged = Some(if matches!(e.status, Status::HostKey | Status::Data) {
-                        *until = now.saturating_add(self.penalty);
-                        msg(&[
-                            &e.msg,
-                            "; skipping this server for ",
-                            Num::new(self.penalty / NS).as_str(),
-                            " s",
-                        ])
-                    } else {
-                        e.msg.clone()
-                    });
+                    unlogged = Some(
+                        if matches!(e.status, Status::HostKey | Status::Data | Status::Config) {
+                            *until = now.saturating_add(self.penalty);
+                            msg(&[
+                                &e.msg,
+                                "; skipping this server for ",
+                                Num::new(self.penalty / NS).as_str(),
+                                " s",
+                            ])
+                        } else {
+                            e.msg.clone()
+                        },
+                    );
                     st.last_error = e.msg.clone();
                     last = e;
                 }
@@ -648,17 +650,26 @@ pub fn run(a: &cli::Client) -> Result<()> {
     if let Some(n) = a.once {
         st.mode = "once";
         peers.quiet_last = true;
+        let was_ready = kernel::crng_ready();
         let (credited, reseeded) = peers.try_each(clock::now_ns(), &mut st, |s, st| {
             topup_once(&cfg, s, &mut pool, st, n as usize)
         })?;
         let line = msg(&[
             "received ",
             Num::new(n as u64).as_str(),
-            " bytes from ",
+            if n == 1 {
+                " byte from "
+            } else {
+                " bytes from "
+            },
             &st.server,
             ", credited ",
             Num::new(credited).as_str(),
-            " bits, reseeded ",
+            if was_ready && credited > 0 {
+                " bits (mixed; the CRNG was already ready, so the kernel's count does not grow), reseeded "
+            } else {
+                " bits, reseeded "
+            },
             if reseeded { "yes" } else { "no" },
             "\n",
         ]);
@@ -674,7 +685,12 @@ pub fn run(a: &cli::Client) -> Result<()> {
         log::warn_parts(&[
             "status file ",
             &cfg.status_file,
-            " is not on tmpfs: every top-up rewrites it; choose a file under /run or /var/run",
+            " is not on tmpfs: every top-up rewrites it (a flash write on a router); ",
+            if status::on_ram_fs("/run") {
+                "choose a file under /run"
+            } else {
+                "/run is not tmpfs here either: give --status-file on a tmpfs mount, or ignore this where writes are cheap"
+            },
         ]);
     }
     daemon(&cfg, &mut peers, &mut pool, &mut st)

@@ -4,14 +4,27 @@ use argh::FromArgs;
 use entropyservice::{cli, error::Status, log};
 use std::process::ExitCode;
 
+/// The subcommands, for usage errors (argh does not list them for us).
+const COMMANDS: [&str; 8] = [
+    "server",
+    "client",
+    "sink",
+    "seed",
+    "status",
+    "keygen",
+    "authorize",
+    "hostkey",
+];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let name = strs
+    let name = args
         .first()
         .map(|s| s.rsplit('/').next().unwrap_or(s))
         .unwrap_or("entropyservice");
-    let top = match cli::Top::from_args(&[name], strs.get(1..).unwrap_or(&[])) {
+    let mut strs: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    short_flags(&mut strs);
+    let top = match cli::Top::from_args(&[name], &strs) {
         Ok(t) => t,
         Err(early) => {
             return if early.status.is_ok() {
@@ -19,7 +32,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 // Through the logger, so the journal files it as an error.
-                log::error(early.output.trim_end());
+                log::error(&usage_error(name, &strs, &early.output));
                 ExitCode::from(Status::Usage as u8)
             };
         }
@@ -31,4 +44,114 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// `-V` first means `--version`; `-h` means `--help` where it cannot be the
+/// value of an option (first, or after a word that is not an option).
+fn short_flags(args: &mut [&str]) {
+    if args.first() == Some(&"-V") {
+        args[0] = "--version";
+    }
+    for i in 0..args.len() {
+        if args[i] == "-h" && (i == 0 || !args[i - 1].starts_with('-')) {
+            args[i] = "--help";
+        }
+    }
+}
+
+/// argh's usage error on one line, with the closest option or command for a
+/// typo, and where to read more.
+fn usage_error(name: &str, args: &[&str], output: &str) -> String {
+    // "Required options not provided:\n    --client\n" -> "...: --client"
+    let mut line = String::new();
+    for l in output.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.is_empty() {
+        } else if line.ends_with(':') {
+            line.push(' ');
+        } else if l.ends_with(':') {
+            line.push_str("; ");
+        } else {
+            line.push_str(", ");
+        }
+        line.push_str(l);
+    }
+    let sub = args.iter().find(|a| COMMANDS.contains(a)).copied();
+    if let Some(bad) = line.strip_prefix("Unrecognized argument: ") {
+        let bad = bad.trim();
+        let mut known: Vec<String> = Vec::new();
+        match sub {
+            Some(s) => {
+                if let Err(h) = cli::Top::from_args(&[name], &[s, "--help"]) {
+                    known = help_options(&h.output);
+                }
+            }
+            None => {
+                known.extend(COMMANDS.iter().map(|c| c.to_string()));
+                known.push("--version".into());
+                known.push("--help".into());
+            }
+        }
+        if let Some(best) = closest(bad, &known) {
+            line.push_str(" (did you mean ");
+            line.push_str(best);
+            line.push_str("?)");
+        }
+    }
+    if line.ends_with('.') {
+        line.pop();
+    }
+    line.push_str("; see: ");
+    line.push_str(name);
+    if let Some(s) = sub {
+        line.push(' ');
+        line.push_str(s);
+    }
+    line.push_str(" --help");
+    line
+}
+
+/// The long options an argh help text lists ("  --seed-dir   ...").
+fn help_options(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split([' ', ',']).next())
+        .map(|o| {
+            let mut s = String::from("--");
+            s.push_str(o);
+            s
+        })
+        .collect()
+}
+
+/// The candidate within a small edit distance of `word`, if any.
+fn closest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let limit = if word.len() > 6 { 2 } else { 1 };
+    candidates
+        .iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+/// Levenshtein distance, counting a swap of two neighbours as one edit.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let sub = d[(i - 1) * w + j - 1] + usize::from(a[i - 1] != b[j - 1]);
+                let mut v = sub.min(d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                v
+            };
+        }
+    }
+    d[a.len() * w + b.len()]
 }

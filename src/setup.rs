@@ -93,6 +93,9 @@ pub struct Authorize {
     /// print the line and change nothing
     #[argh(switch)]
     pub dry_run: bool,
+    /// rewrite the line that already holds this key (e.g. to change --binary or limits) instead of refusing
+    #[argh(switch)]
+    pub replace: bool,
     /// the client's public key: a "TYPE BASE64 [comment]" line or a .pub file holding one
     #[argh(positional)]
     pub key: String,
@@ -583,24 +586,46 @@ fn default_authorized_keys() -> Result<String> {
 
 /// Is `TYPE BASE64` of `key` on any line of `text`? Returns the line number.
 pub fn find_key(text: &[u8], key: &PublicKey) -> Option<usize> {
-    let b64 = key.b64.trim_end_matches('=').as_bytes();
     text.split(|&b| b == b'\n')
-        .position(|line| {
-            let mut prev: &[u8] = b"";
-            for w in line
-                .split(|b| b.is_ascii_whitespace())
-                .filter(|w| !w.is_empty())
-            {
-                if prev == key.kind.as_bytes()
-                    && w.strip_suffix(b"==").or(w.strip_suffix(b"=")).unwrap_or(w) == b64
-                {
-                    return true;
-                }
-                prev = w;
-            }
-            false
-        })
+        .position(|line| line_has_key(line, key))
         .map(|i| i + 1)
+}
+
+/// Does this authorized_keys line hold `key` (its type, then its base64)?
+fn line_has_key(line: &[u8], key: &PublicKey) -> bool {
+    let b64 = key.b64.trim_end_matches('=').as_bytes();
+    let mut prev: &[u8] = b"";
+    for w in line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+    {
+        if prev == key.kind.as_bytes()
+            && w.strip_suffix(b"==").or(w.strip_suffix(b"=")).unwrap_or(w) == b64
+        {
+            return true;
+        }
+        prev = w;
+    }
+    false
+}
+
+/// `text` with the first line holding `key` replaced by `line` (which ends
+/// in a newline) and any later lines holding it dropped; every other byte
+/// stays as it was.
+fn replace_key_line(text: &[u8], key: &PublicKey, line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + line.len());
+    let mut done = false;
+    for l in text.split_inclusive(|&b| b == b'\n') {
+        if line_has_key(l, key) {
+            if !done {
+                out.extend_from_slice(line);
+                done = true;
+            }
+        } else {
+            out.extend_from_slice(l);
+        }
+    }
+    out
 }
 
 /// What is at the authorized_keys path now.
@@ -807,7 +832,8 @@ pub fn authorize(a: &Authorize) -> Result<()> {
             meta: None,
         }
     };
-    if let Some(n) = find_key(&cur.text, &key) {
+    let existing = find_key(&cur.text, &key);
+    if let (Some(n), false) = (existing, a.replace) {
         return Err(Error::new(
             Status::Data,
             msg(&[
@@ -815,16 +841,17 @@ pub fn authorize(a: &Authorize) -> Result<()> {
                 &path,
                 " (line ",
                 Num::new(n as u64).as_str(),
-                "); remove that line first to change its options",
+                "); pass --replace to rewrite that line, or remove it first",
             ]),
         ));
     }
     let comment = msg(&["entropyservice:", &a.client]);
-    if cur
-        .text
-        .split(|b| b.is_ascii_whitespace())
-        .any(|w| w == comment.as_bytes())
-    {
+    let other_key_of_client = cur.text.split(|&b| b == b'\n').any(|l| {
+        !line_has_key(l, &key)
+            && l.split(|b| b.is_ascii_whitespace())
+                .any(|w| w == comment.as_bytes())
+    });
+    if other_key_of_client {
         log::warn_parts(&[
             "client ",
             &a.client,
@@ -837,11 +864,16 @@ pub fn authorize(a: &Authorize) -> Result<()> {
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
         return Ok(());
     }
-    let mut text = cur.text;
-    if text.last().is_some_and(|&b| b != b'\n') {
-        text.push(b'\n');
-    }
-    text.extend_from_slice(line.as_bytes());
+    let text = if existing.is_some() {
+        replace_key_line(&cur.text, &key, line.as_bytes())
+    } else {
+        let mut text = cur.text;
+        if text.last().is_some_and(|&b| b != b'\n') {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(line.as_bytes());
+        text
+    };
     replace_file(&path, dir, &text, cur.meta)?;
     drop(lock);
     if std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o022 != 0) {
@@ -849,7 +881,11 @@ pub fn authorize(a: &Authorize) -> Result<()> {
     }
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
     log::info_parts(&[
-        "authorized the key ",
+        if existing.is_some() {
+            "rewrote the line of the key "
+        } else {
+            "authorized the key "
+        },
         &key.fingerprint(),
         " for client ",
         &a.client,

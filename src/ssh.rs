@@ -112,6 +112,16 @@ pub fn check_key_file(path: &str) -> Result<()> {
             msg(&["key file ", path, " is not a regular file"]),
         ));
     }
+    if key_format(path) == KeyFormat::Public {
+        return Err(Error::new(
+            Status::Usage,
+            msg(&[
+                "key file ",
+                path,
+                " is a public key; give -i the private key (usually the same name without .pub)",
+            ]),
+        ));
+    }
     if m.permissions().mode() & 0o077 != 0 {
         return Err(Error::new(
             Status::NoPerm,
@@ -153,6 +163,99 @@ pub fn check_runtime_dir(dir: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What a key file holds, judged from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyFormat {
+    /// `-----BEGIN ...` (ssh-keygen's OpenSSH or PEM private key): ssh reads it.
+    OpenSsh,
+    /// dropbearkey's binary format (a length-prefixed key type): dbclient reads it.
+    Dropbear,
+    /// A `TYPE BASE64 comment` public key line.
+    Public,
+    Unknown,
+}
+
+pub fn key_format(path: &str) -> KeyFormat {
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    key_format_of(&head[..n])
+}
+
+pub fn key_format_of(head: &[u8]) -> KeyFormat {
+    let is_type =
+        |t: &[u8]| t.starts_with(b"ssh-") || t.starts_with(b"ecdsa-") || t.starts_with(b"sk-");
+    if head.starts_with(b"-----BEGIN ") {
+        return KeyFormat::OpenSsh;
+    }
+    if is_type(head) {
+        return KeyFormat::Public;
+    }
+    if let Some(len) = head.get(..4) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if (7..=40).contains(&len) && head.get(4..4 + len).is_some_and(is_type) {
+            return KeyFormat::Dropbear;
+        }
+    }
+    KeyFormat::Unknown
+}
+
+/// The SSH client program (`--ssh`, or by default the one that reads the
+/// servers' key files: dbclient for Dropbear keys, ssh for OpenSSH keys,
+/// else dbclient, then ssh), refusing a key in a format it cannot read.
+pub fn pick_program(choice: Option<&str>, servers: &[Server]) -> Result<Program> {
+    let first = servers
+        .iter()
+        .find_map(|s| s.key.as_deref())
+        .map(key_format);
+    let p = match (choice, first) {
+        (None, Some(KeyFormat::OpenSsh)) => {
+            Program::find(Some("ssh")).or_else(|_| Program::find(None))?
+        }
+        (None, Some(KeyFormat::Dropbear)) => {
+            Program::find(Some("dbclient")).or_else(|_| Program::find(None))?
+        }
+        _ => Program::find(choice)?,
+    };
+    for k in servers.iter().filter_map(|s| s.key.as_deref()) {
+        let (fmt, reader, conv) = match (key_format(k), p.flavor) {
+            (KeyFormat::OpenSsh, Flavor::Dropbear) => (
+                "OpenSSH",
+                "dbclient",
+                "use --ssh ssh, or convert it: dropbearconvert openssh dropbear ",
+            ),
+            (KeyFormat::Dropbear, Flavor::OpenSsh) => (
+                "Dropbear",
+                "OpenSSH's ssh",
+                "use --ssh dbclient, or convert it: dropbearconvert dropbear openssh ",
+            ),
+            _ => continue,
+        };
+        let mut m = msg(&[
+            "key file ",
+            k,
+            " is in ",
+            fmt,
+            " format, which ",
+            reader,
+            " cannot read; ",
+            conv,
+            k,
+            " ",
+        ]);
+        m.push_str(k);
+        m.push_str(if p.flavor == Flavor::Dropbear {
+            ".dropbear"
+        } else {
+            ".openssh"
+        });
+        m.push_str(" and pass that with -i");
+        return Err(Error::new(Status::Config, m));
+    }
+    Ok(p)
 }
 
 /// A private HOME with `.ssh/known_hosts` holding only the pinned key.
@@ -578,22 +681,69 @@ pub fn diagnose(s: &Server, stderr: &str) -> Error {
         end -= 1;
     }
     let last = &last[..end];
-    let status = if stderr.contains("ermission denied")
+    // A refusal relayed from `entropyservice server` (its one "error: ..."
+    // line): keep its class, so scripts can tell "try later" from "fix this".
+    if let Some(why) = last.strip_prefix("error: ") {
+        let (status, hint) = if why.contains("try again later") {
+            (Status::TempFail, "")
+        } else if why.contains("--max-bytes") {
+            (
+                Status::Config,
+                "; ask for at most the server's --max-bytes (--get-bytes, --once)",
+            )
+        } else if why.starts_with("bad request") {
+            (Status::Data, "")
+        } else if why.contains("--allow-from") {
+            (Status::NoPerm, "")
+        } else {
+            (Status::Unavailable, "")
+        };
+        return Error::new(
+            status,
+            msg(&["server ", &s.label(), " refused: ", why, hint]),
+        );
+    }
+    let denied = stderr.contains("ermission denied")
         || stderr.contains("No auth methods")
-        || stderr.contains("Exhausted available authentication")
-    {
+        || stderr.contains("Exhausted available authentication");
+    let status = if denied {
         Status::NoPerm
     } else {
         Status::Unavailable
     };
-    Error::new(
-        status,
-        msg(&["SSH session to ", &s.label(), " failed: ", last]),
-    )
+    let mut m = msg(&["SSH session to ", &s.label(), " failed: ", last]);
+    if denied {
+        m.push_str(
+            "; check that the key's public half is in the server's authorized_keys for user ",
+        );
+        m.push_str(&s.user);
+        m.push_str(" (entropyservice authorize there) and that -l/USER@ names that user");
+    }
+    Error::new(status, m)
 }
 
 /// Checks a user-supplied host and user for use as SSH arguments.
 pub fn check_target(host: &str, user: &str) -> Result<()> {
+    // HOST:PORT (one colon, digits after it; an IPv6 address has more colons).
+    if let Some((h, port)) = host.split_once(':') {
+        if !h.is_empty()
+            && !port.contains(':')
+            && !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(Error::new(
+                Status::Usage,
+                msg(&[
+                    "HOST:PORT is not understood (",
+                    host,
+                    "): give the port with -p, e.g. -p ",
+                    port,
+                    " ",
+                    h,
+                ]),
+            ));
+        }
+    }
     if !parse::is_safe_host(host) {
         return Err(Error::new(
             Status::Usage,

@@ -258,22 +258,27 @@ pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool, now: u64) ->
                     "client: not running (last state below)\n"
                 });
                 for (key, v) in pairs {
+                    if key == "last_error" && v.is_empty() {
+                        continue;
+                    }
                     out.push_str(key);
                     out.push_str(": ");
-                    out.push_str(v);
-                    if TIME_FIELDS.contains(&key) {
-                        match crate::parse::decimal(v) {
-                            Some(0) if key == "crng_ready_at" => {
-                                out.push_str(" (ready before the client started)")
-                            }
-                            Some(0) => out.push_str(" (never)"),
-                            Some(t) if t <= now => {
-                                out.push_str(" (");
-                                out.push_str(Num::new(now - t).as_str());
-                                out.push_str(" s ago)");
-                            }
-                            _ => {}
+                    // Times as people read them (UTC date, age); --json
+                    // keeps the Unix seconds.
+                    match crate::parse::decimal(v).filter(|_| TIME_FIELDS.contains(&key)) {
+                        Some(0) if key == "crng_ready_at" => {
+                            out.push_str("before the client started")
                         }
+                        Some(0) => out.push_str("never"),
+                        Some(t) => {
+                            push_utc(&mut out, t);
+                            if t <= now {
+                                out.push_str(" (");
+                                push_age(&mut out, now - t);
+                                out.push_str(" ago)");
+                            }
+                        }
+                        None => out.push_str(v),
                     }
                     out.push('\n');
                 }
@@ -281,6 +286,49 @@ pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool, now: u64) ->
         }
     }
     out
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds `t`.
+fn push_utc(out: &mut String, t: u64) {
+    // Days to civil date: Howard Hinnant's algorithm, for dates after 1970.
+    let (days, secs) = (t / 86_400, t % 86_400);
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    let two = |out: &mut String, v: u64| {
+        out.push(char::from(b'0' + (v / 10 % 10) as u8));
+        out.push(char::from(b'0' + (v % 10) as u8));
+    };
+    out.push_str(Num::new(y).as_str());
+    out.push('-');
+    two(out, m);
+    out.push('-');
+    two(out, d);
+    out.push(' ');
+    two(out, secs / 3600);
+    out.push(':');
+    two(out, secs / 60 % 60);
+    out.push(':');
+    two(out, secs % 60);
+    out.push_str(" UTC");
+}
+
+/// `45 s`, `12 min`, `5 h`, `3 days`: whole units, rounded down.
+fn push_age(out: &mut String, s: u64) {
+    let (n, unit) = match s {
+        0..=119 => (s, " s"),
+        120..=7199 => (s / 60, " min"),
+        7200..=172_799 => (s / 3600, " h"),
+        _ => (s / 86_400, " days"),
+    };
+    out.push_str(Num::new(n).as_str());
+    out.push_str(unit);
 }
 
 pub fn run(a: &crate::cli::Status) -> Result<()> {
@@ -330,6 +378,46 @@ mod tests {
             "{j}"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn times_are_dates_and_ages_for_people() {
+        let k = kernel::Info::default();
+        let text = "pid: 1\nlast_success: 1764565200\ncrng_ready_at: 0\nseed_saved_at: 1764561600\nlast_error: \n";
+        let now = 1_764_565_200 + 185;
+        let t = render(Some(text), k, false, now);
+        assert!(
+            t.contains("last_success: 2025-12-01 05:00:00 UTC (3 min ago)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("seed_saved_at: 2025-12-01 04:00:00 UTC (63 min ago)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("crng_ready_at: before the client started\n"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("last_error"),
+            "an empty last_error is left out: {t}"
+        );
+        let j = render(Some(text), k, true, now);
+        assert!(j.contains("\"last_success\":1764565200"), "{j}");
+        let mut s = String::new();
+        push_utc(&mut s, 951_782_400);
+        assert_eq!(s, "2000-02-29 00:00:00 UTC");
+        for (secs, want) in [
+            (0, "0 s"),
+            (119, "119 s"),
+            (7199, "119 min"),
+            (7200, "2 h"),
+            (172_800, "2 days"),
+        ] {
+            let mut s = String::new();
+            push_age(&mut s, secs);
+            assert_eq!(s, want);
+        }
     }
 
     #[test]

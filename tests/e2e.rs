@@ -334,3 +334,188 @@ fn stream_mode_credits_until_terminated() {
         assert_no_ssh_client_for(srv.port);
     }
 }
+
+/// Refusals by our server reach the client's exit status with their class
+/// (through a real Dropbear and dbclient): a reached session cap is 75 (try
+/// later), a `get N` over the server's --max-bytes is 78 (configuration,
+/// the server is then skipped, not hammered), each one line with the
+/// server's reason once (no doubled "error: error:").
+#[test]
+fn server_refusals_keep_their_exit_status() {
+    need_root();
+    let locks = TempDir::new("refusal-locks");
+    let cmd = server_command(&format!(
+        "--max-bytes 100 --max-total-sessions 1 --lock-dir {}",
+        locks.path.display()
+    ));
+    let (srv, key, dir) = forced_server(Flavor::Dropbear, &cmd);
+    let r = run(client_cmd(&srv, &key, &dir).args(["--once", "200", "127.0.0.1"]));
+    r.code(78)
+        .one_line_error()
+        .stderr_has("refused: bad request: byte count is larger than this server's --max-bytes")
+        .stderr_has("at most the server's --max-bytes")
+        .no_stdout();
+    assert!(!r.stderr.contains("error: error"), "{}", r.explain());
+
+    // Hold the server-wide slot as a live session would.
+    use std::os::unix::fs::PermissionsExt;
+    let all = locks.join("all");
+    std::fs::create_dir_all(&all).unwrap();
+    std::fs::set_permissions(&all, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let slot = std::fs::File::create(all.join("slot-0")).unwrap();
+    rustix::fs::flock(&slot, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    let r = run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]));
+    r.code(75)
+        .one_line_error()
+        .stderr_has("refused: session cap reached")
+        .stderr_has("try again later");
+    assert!(!r.stderr.contains("error: error"), "{}", r.explain());
+    drop(slot);
+    run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]))
+        .ok()
+        .stdout_has("received 64 bytes");
+}
+
+/// What a newcomer types first, each refused before any SSH client runs,
+/// in one line saying what to do: `HOST:PORT`, a public key as -i, and a key
+/// in the format the chosen SSH client cannot read (with the dropbearconvert
+/// command). Without --ssh, the client that reads the key is chosen.
+#[test]
+fn newcomer_mistakes_get_actionable_errors() {
+    need_root();
+    let (srv, key, dir) = forced_server(Flavor::Dropbear, &server_command(""));
+    let port = srv.port.to_string();
+    let target = format!("root@127.0.0.1:{port}");
+    run(client_cmd(&srv, &key, &dir).args(["--once", "64", &target]))
+        .code(64)
+        .one_line_error()
+        .stderr_has(&format!("give the port with -p, e.g. -p {port} 127.0.0.1"));
+    // An IPv6 address is not HOST:PORT.
+    let r = run(client_cmd(&srv, &key, &dir).args(["--once", "64", "::1"]));
+    assert!(!r.stderr.contains("HOST:PORT"), "{}", r.explain());
+
+    // The public half: 64, "is a public key".
+    let pubf = dir.join("id.pub");
+    std::fs::write(&pubf, format!("{}\n", key.public_line)).unwrap();
+    run(
+        client_cmd_opts(&srv, &key, &dir, &[("-i", &pubf.to_string_lossy())]).args([
+            "--once",
+            "64",
+            "127.0.0.1",
+        ]),
+    )
+    .code(64)
+    .one_line_error()
+    .stderr_has("is a public key");
+
+    // An OpenSSH key for dbclient, a Dropbear key for ssh: 78, with the fix.
+    let ossh = openssh_key(&dir, "id_openssh", "ed25519");
+    run(
+        client_cmd_opts(&srv, &ossh, &dir, &[("--ssh", "dbclient")]).args([
+            "--once",
+            "64",
+            "127.0.0.1",
+        ]),
+    )
+    .code(78)
+    .one_line_error()
+    .stderr_has("is in OpenSSH format, which dbclient cannot read")
+    .stderr_has("dropbearconvert openssh dropbear");
+    run(client_cmd_opts(&srv, &key, &dir, &[("--ssh", "ssh")]).args(["--once", "64", "127.0.0.1"]))
+        .code(78)
+        .one_line_error()
+        .stderr_has("is in Dropbear format")
+        .stderr_has("dropbearconvert dropbear openssh");
+
+    // No --ssh: the OpenSSH key is used with ssh, against the same server.
+    srv.set_authorized_keys(&forced_line(&server_command(""), &ossh));
+    let mut c = Command::new(bin());
+    c.args(["client", "-p", &port, "-i", &ossh.private_str()])
+        .args([
+            "--host-key",
+            &srv.host_key,
+            "--status-file",
+            &dir.s("status"),
+        ])
+        .args(["--seed-dir", &dir.s("seed"), "--once", "64", "127.0.0.1"]);
+    let ready = entropyservice::kernel::crng_ready();
+    let r = run(&mut c);
+    r.ok().stdout_has("received 64 bytes");
+    // A ready CRNG takes the bytes but its count does not grow: say so.
+    assert_eq!(
+        r.stdout.contains("the CRNG was already ready"),
+        ready,
+        "{}",
+        r.explain()
+    );
+
+    // A key the server does not know: 77 and what to check.
+    srv.set_authorized_keys("");
+    run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]))
+        .code(77)
+        .one_line_error()
+        .stderr_has("authorized_keys for user root");
+}
+
+/// The status file off tmpfs: the warning's advice fits the machine. With a
+/// tmpfs /run (a private mount namespace mounts one) it says to choose a file
+/// under /run; with a /run that is a plain directory (a bind mount of one
+/// under /tmp) it says that /run is no tmpfs either and what to do instead.
+#[test]
+fn status_file_warning_fits_the_machine() {
+    need_root();
+    let dir = TempDir::new("status-warning");
+    let key = dropbear_key(&dir, "id", "ed25519");
+    let plain = dir.join("plain-run");
+    std::fs::create_dir(&plain).unwrap();
+    for (mount, want) in [
+        (
+            "mount -t tmpfs es-run /run".to_string(),
+            "choose a file under /run",
+        ),
+        (
+            format!("mount --bind {} /run", plain.display()),
+            "/run is not tmpfs here either: give --status-file on a tmpfs mount",
+        ),
+    ] {
+        let script = format!("{mount} && exec \"$@\"");
+        let port = free_port().to_string();
+        let mut c = Command::new(need("unshare"));
+        c.args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+            bin(),
+        ])
+        .args([
+            "client",
+            "--ssh",
+            "dbclient",
+            "-p",
+            &port,
+            "-i",
+            &key.private_str(),
+        ])
+        .args([
+            "--host-key",
+            &key.type_and_key(),
+            "--status-file",
+            &dir.s("status"),
+        ])
+        .args(["--runtime-dir", &dir.s("rt"), "--seed-dir", &dir.s("seed")])
+        .arg("127.0.0.1");
+        let r = run_limit(&mut c, Duration::from_secs(3));
+        let line = r
+            .stderr
+            .lines()
+            .find(|l| l.contains("is not on tmpfs"))
+            .unwrap_or_else(|| panic!("no tmpfs warning\n{}", r.explain()))
+            .to_string();
+        assert!(line.starts_with("warning: status file "), "{line}");
+        assert!(line.contains(want), "{mount}: {line}");
+    }
+}

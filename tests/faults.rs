@@ -786,8 +786,8 @@ fn network_partition_mid_stream() {
 /// ed25519, so for the SSH client the server's key is unknown).
 /// Expects, in daemon mode, for dbclient and ssh: refused within seconds
 /// with a line naming the pinned fingerprint; the server is then skipped for
-/// the penalty period (--max-backoff 2s), so over 5 s there are at most 3
-/// sessions; nothing credited; the whole client tree (client, SSH children
+/// the penalty period (--max-backoff 2s), so there is at most one session
+/// per 2 s of the run; nothing credited; the whole client tree (client, SSH children
 /// alive or reaped) uses little CPU, so dbclient never spins.
 #[test]
 fn host_key_refused_in_daemon_mode_without_spinning() {
@@ -849,10 +849,13 @@ fn host_key_refused_in_daemon_mode_without_spinning() {
             "{flavor:?}/{kind}: the client tree used {cpu} ticks in {secs:.1} s\n{log}"
         );
         assert_eq!(st["bits_credited"], "0");
+        // A refused server sits out the 2 s penalty (--max-backoff) before
+        // its next session: at most one session per 2 s of this run, however
+        // slowly a loaded machine got through it.
         let sessions: u64 = st["sessions"].parse().unwrap();
         assert!(
-            (1..=4).contains(&sessions),
-            "{flavor:?}/{kind}: {st:?}\n{log}"
+            (1..=1 + (secs / 2.0) as u64).contains(&sessions),
+            "{flavor:?}/{kind}: {sessions} sessions in {secs:.1} s: {st:?}\n{log}"
         );
         assert_eq!(
             log.matches("does not match the pinned key").count() as u64,
@@ -1326,7 +1329,9 @@ fn server_signals_mid_stream() {
 fn sink_signals_while_reading() {
     need_root();
     for sig in ALL_SIGNALS {
-        let mut child = Command::new(bin())
+        // As sshd starts a forced command: default dispositions, whatever this
+        // test process inherited (nohup ignores SIGHUP).
+        let mut child = default_signals(bin())
             .args(["sink", "--min-bytes", "32", "--max-bytes", "4096"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1454,17 +1459,29 @@ fn missing_programs_keys_and_sources_are_one_line_errors() {
     }
 
     // An unreadable hardware RNG, as the unprivileged user a server runs as.
+    // The machine's own /dev/hwrng (root's, 0600) or, where there is none, a
+    // root-owned 0600 stand-in in a private mount namespace (DEV_HWRNG).
+    // nobody runs a copy in a world-readable directory, with no
+    // LD_LIBRARY_PATH: the checkout (and cargo's library paths) may be under
+    // root's 0700 home, as in a CI container.
     let lock = format!("/tmp/es-faults-nobody-{}", std::process::id());
-    let mut c = Command::new(need("setpriv"));
-    c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", bin()])
+    let pub_dir = TempDir::new("nobody-bin");
+    std::fs::set_permissions(&pub_dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = pub_dir.join("entropyservice");
+    std::fs::copy(bin(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = format!(
+        "{DEV_HWRNG}exec {} --reuid=nobody --regid=nogroup --clear-groups \"$@\"",
+        need("setpriv").display()
+    );
+    let mut c = Command::new(need("unshare"));
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
+        .arg(&copy)
         .args(["server", "--source", "/dev/hwrng", "--lock-dir", &lock])
+        .env_remove("LD_LIBRARY_PATH")
         .env("SSH_ORIGINAL_COMMAND", "get 64");
     let r = run(&mut c);
     let _ = std::fs::remove_dir_all(&lock);
-    assert!(
-        std::fs::metadata("/dev/hwrng").is_ok(),
-        "this test needs /dev/hwrng (mode 0600)"
-    );
     r.code(74)
         .one_line_error()
         .stderr_has("cannot open random source /dev/hwrng")

@@ -42,6 +42,71 @@ fn version_and_help() {
     run(&mut Command::new(bin())).code(64).one_line_error();
 }
 
+/// The short forms people type first: `-V` is `--version`, `-h` is
+/// `--help` (top level and after a subcommand or its arguments), and
+/// `seed --help` explains both actions.
+#[test]
+fn short_help_and_version() {
+    let long = run(Command::new(bin()).arg("--version"));
+    let short = run(Command::new(bin()).arg("-V"));
+    short.ok();
+    assert_eq!(short.stdout, long.stdout);
+    run(Command::new(bin()).arg("-h"))
+        .ok()
+        .stdout_has("Usage: entropyservice")
+        .stdout_has("Commands:");
+    run(Command::new(bin()).args(["client", "-h"]))
+        .ok()
+        .stdout_has("Usage: entropyservice client")
+        .stdout_has("1 to 4096");
+    run(Command::new(bin()).args(["authorize", "--client", "x", "-h"]))
+        .ok()
+        .stdout_has("--replace");
+    run(Command::new(bin()).args(["seed", "load", "-h"]))
+        .ok()
+        .stdout_has("seed load: at boot")
+        .stdout_has("seed save:");
+    // `-h` as the value of an option stays a value (a status file that
+    // does not exist): the status itself, not the help.
+    run(Command::new(bin()).args(["status", "--status-file", "-h", "--json"]))
+        .ok()
+        .stdout_has("\"kernel\"");
+}
+
+/// Usage errors are one line, name what was wrong, suggest the closest
+/// option or command for a typo, and say where the help is; exit 64.
+#[test]
+fn usage_errors_are_one_line_with_a_suggestion() {
+    run(Command::new(bin()).args(["authorize"]))
+        .code(64)
+        .one_line_error()
+        .stderr_has("not provided: key")
+        .stderr_has("--client")
+        .stderr_has("see: entropyservice authorize --help");
+    run(Command::new(bin()).args(["authorize", "--clinet", "x", "k"]))
+        .code(64)
+        .one_line_error()
+        .stderr_has("Unrecognized argument: --clinet (did you mean --client?)");
+    run(Command::new(bin()).args(["status", "--jsno"]))
+        .code(64)
+        .one_line_error()
+        .stderr_has("(did you mean --json?)");
+    run(Command::new(bin()).arg("clinet"))
+        .code(64)
+        .one_line_error()
+        .stderr_has("(did you mean client?)")
+        .stderr_has("see: entropyservice --help");
+    let far = run(Command::new(bin()).args(["client", "--frobnicate"]));
+    far.code(64)
+        .one_line_error()
+        .stderr_has("see: entropyservice client --help");
+    assert!(!far.stderr.contains("did you mean"), "{}", far.explain());
+    run(Command::new(bin()).args(["client", "--once"]))
+        .code(64)
+        .one_line_error()
+        .stderr_has("--once");
+}
+
 #[test]
 fn get_sends_exactly_n_bytes() {
     let r = server(&[], Some("get 1000"));

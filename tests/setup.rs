@@ -756,6 +756,112 @@ fn authorize_keeps_mode_and_refuses_symlinks() {
         .is_symlink());
 }
 
+/// `authorize` once with a wrong --binary, then again with the right one:
+/// refused (65, pointing at --replace), file untouched; `--replace --dry-run`
+/// prints the new line and changes nothing; `--replace` rewrites that key's
+/// line where it stands (every other byte kept, mode kept, renamed into
+/// place, duplicates of the key dropped) and the forced command then works
+/// through a real Dropbear.
+#[test]
+fn authorize_replace_rewrites_the_key_line() {
+    let (srv, key, t) = forced_server(Flavor::Dropbear, "false");
+    let ak = srv.authorized_keys.to_string_lossy().into_owned();
+    let others = hand_written(&t);
+    let stale = forced_line("/usr/bin/entropyservice server --client r1", &key);
+    // The key's line in the middle, a second copy of it at the end.
+    let start = format!("# by hand\n{stale}{others}\n{}", key.public_line);
+    srv.set_authorized_keys(&start);
+    std::fs::set_permissions(&srv.authorized_keys, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let ino = std::fs::metadata(&srv.authorized_keys).unwrap().ino();
+    let args = |extra: &[&'static str]| {
+        let mut v: Vec<String> = vec!["authorize".into()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend(
+            [
+                "--authorized-keys",
+                &ak,
+                "--flavor",
+                "dropbear",
+                "--client",
+                "r1",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        v.extend([
+            "--binary".to_string(),
+            bin().to_string(),
+            key.public_line.clone(),
+        ]);
+        v
+    };
+    let cmd = |extra: &[&'static str]| {
+        let a = args(extra);
+        let mut c = Command::new(bin());
+        c.args(&a);
+        c
+    };
+    run(&mut cmd(&[]))
+        .code(65)
+        .one_line_error()
+        .stderr_has("already in")
+        .stderr_has("(line 2)")
+        .stderr_has("pass --replace");
+    assert_eq!(read(&srv.authorized_keys), start.as_bytes());
+
+    let dry = run(&mut cmd(&["--replace", "--dry-run"]));
+    dry.ok();
+    assert_eq!(
+        read(&srv.authorized_keys),
+        start.as_bytes(),
+        "--dry-run wrote"
+    );
+
+    let r = run(&mut cmd(&["--replace"]));
+    r.ok().stderr_has("rewrote the line of the key");
+    let line = r.stdout.clone();
+    assert_eq!(dry.stdout, line);
+    assert!(
+        line.starts_with(&format!("command=\"{} server --client r1\",", bin())),
+        "{line}"
+    );
+    let want = format!("# by hand\n{line}{others}\n");
+    assert_eq!(
+        String::from_utf8(read(&srv.authorized_keys)).unwrap(),
+        want,
+        "only the key's line may change (its later copy dropped)"
+    );
+    let m = std::fs::metadata(&srv.authorized_keys).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o640, "mode kept");
+    assert_ne!(m.ino(), ino, "replaced by rename, not rewritten in place");
+
+    // The rewritten line is the one the server now runs.
+    let dir = TempDir::new("replace-client");
+    run(client_cmd(&srv, &key, &dir).args(["--once", "64", "127.0.0.1"]))
+        .ok()
+        .stdout_has("received 64 bytes");
+
+    // --replace for a key not in the file adds it, like a plain run.
+    let other = openssh_key(&t, "new", "ed25519");
+    let r = run(&mut es(&[
+        "authorize",
+        "--replace",
+        "--authorized-keys",
+        &ak,
+        "--client",
+        "r2",
+        "--binary",
+        bin(),
+        &other.public_line,
+    ]));
+    r.ok();
+    assert_eq!(
+        read(&srv.authorized_keys),
+        appended(&want, &r.stdout),
+        "a new key is appended"
+    );
+}
+
 /// Concurrent runs on one file: the directory lock makes them take turns,
 /// so no line is lost.
 #[test]
@@ -980,4 +1086,59 @@ fn hostkey_without_keys_is_no_input() {
     assert!(run(&mut es(&["hostkey", "--dropbear-dir", &t.s("empty")]))
         .stdout
         .is_empty());
+}
+
+/// The README's "Both sides on one machine" recipe, run as written by bash
+/// with `entropyservice` on PATH (the binary under test), a free port in
+/// PORT and TMPDIR in this test's directory: a real Dropbear, keygen,
+/// authorize, hostkey and one fetch through the forced command.
+#[test]
+fn readme_one_machine_recipe_works() {
+    need_root();
+    need("dropbear");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = readme
+        .split_once("<!-- recipe: one-machine -->\n```bash\n")
+        .expect("README lost its one-machine recipe")
+        .1;
+    let recipe = after.split_once("\n```").expect("unterminated recipe").0;
+    let t = TempDir::new("recipe");
+    let bindir = t.join("bin");
+    std::fs::create_dir(&bindir).unwrap();
+    std::os::unix::fs::symlink(bin(), bindir.join("entropyservice")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bindir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let port = free_port().to_string();
+    let r = run_limit(
+        Command::new("bash")
+            .args(["-c", recipe])
+            .env("PATH", path)
+            .env("PORT", &port)
+            .env("TMPDIR", &t.path)
+            .stdin(Stdio::null()),
+        Duration::from_secs(60),
+    );
+    r.ok().stdout_has(&format!(
+        "received 64 bytes from root@127.0.0.1:{port}, credited 128 bits"
+    ));
+    // Its Dropbear is gone with it (kill %1).
+    let listen = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains("dropbear") && c.contains(&listen)
+        })
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the recipe's Dropbear on {listen} outlived it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_ssh_client_for(port.parse().unwrap());
 }

@@ -35,6 +35,17 @@ pub fn need(tool: &str) -> PathBuf {
     panic!("required tool `{tool}` is missing: install it (see .ci/run: dropbear-bin, openssh-server, openssh-client)");
 }
 
+/// A command for `program` that starts with every signal at its default
+/// disposition, as sshd and Dropbear start a forced command and as init starts
+/// a daemon. A test run under `nohup`, or as a `&` job of a non-interactive
+/// shell, has SIGHUP or SIGINT ignored, and an exec'd child would inherit that
+/// (std resets only SIGPIPE). Real: coreutils' `env --default-signal` (9.1+).
+pub fn default_signals(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(need("env"));
+    c.arg("--default-signal").arg(program);
+    c
+}
+
 pub fn need_root() {
     assert!(
         rustix::process::getuid().is_root(),
@@ -233,13 +244,27 @@ pub fn wait_limit(child: &mut Child, limit: Duration) -> Output {
     }
 }
 
-/// An unused loopback TCP port.
+/// A loopback TCP port no one listens on, for a server a test starts next.
+///
+/// Taken from 20000-32767, below Linux's ephemeral range (32768-60999): a
+/// port the kernel hands out for `bind(0)` or for an outgoing connection (the
+/// SSH clients of parallel tests) could be taken again between this check and
+/// the server's own bind. Each test process walks the range from its own
+/// offset, so concurrent runs rarely meet; `SshServer` still retries on
+/// another port when its server cannot bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20000;
+    const SPAN: u32 = 12768;
+    let offset = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (offset + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback TCP port in {LOW}-{}", LOW + SPAN - 1);
 }
 
 pub struct Keypair {
@@ -323,6 +348,10 @@ pub enum Flavor {
 /// ~/.bashrc when started by an SSH server. A developer's .bashrc (here: a
 /// pyenv init that takes a global lock) would make sessions slow and noisy,
 /// so each server's namespace also mounts /dev/null over /root/.bashrc.
+///
+/// The forced commands' default session lock directory, /run/entropyservice,
+/// is a directory of this fixture in that namespace too: concurrent test runs
+/// never share slots, and the machine's /run/entropyservice stays untouched.
 pub struct SshServer {
     pub flavor: Flavor,
     pub port: u16,
@@ -340,8 +369,22 @@ impl SshServer {
     }
 
     /// `listen` is the address to bind (127.0.0.1, or ::1 for OpenSSH).
+    /// A port taken by another process between `free_port` and the server's
+    /// bind makes the server exit: then this tries another port (3 tries).
     pub fn start_on(flavor: Flavor, authorized_keys: &str, listen: &str) -> SshServer {
         need_root();
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(flavor, authorized_keys, listen) {
+                Ok(s) => return s,
+                Err(e) if e.contains("in use") => last = e,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("{flavor:?} server found no free port in 3 tries: {last}");
+    }
+
+    fn try_start(flavor: Flavor, authorized_keys: &str, listen: &str) -> Result<SshServer, String> {
         let dir = TempDir::new("sshd");
         let ssh_dir = dir.join("ssh");
         std::fs::create_dir(&ssh_dir).unwrap();
@@ -350,12 +393,19 @@ impl SshServer {
         let log = dir.join("server.log");
         let logf = std::fs::File::create(&log).unwrap();
         let port = free_port();
+        // The forced commands' default --lock-dir, private to this server.
+        let run_es = dir.join("run-entropyservice");
+        std::fs::create_dir(&run_es).unwrap();
+        let private_run = format!(
+            "mkdir -p /run/entropyservice && mount --bind {} /run/entropyservice || exit 1; ",
+            run_es.display()
+        );
         let (child, host_key) = match flavor {
             Flavor::Dropbear => {
                 let hk = dropbear_key(&dir, "host_ed25519", "ed25519");
                 std::fs::create_dir_all("/root/.ssh").unwrap();
                 let script = format!(
-                    "{MASK_BASHRC}mount --bind {} /root/.ssh && exec {} -F -E -s -p {}:{} -r {} -P {}",
+                    "{MASK_BASHRC}{private_run}mount --bind {} /root/.ssh && exec {} -F -E -s -p {}:{} -r {} -P {}",
                     ssh_dir.display(),
                     need("dropbear").display(),
                     listen,
@@ -363,7 +413,7 @@ impl SshServer {
                     hk.private.display(),
                     dir.join("pid").display()
                 );
-                let child = Command::new(need("unshare"))
+                let child = default_signals(need("unshare"))
                     .args(["-m", "--propagation", "private", "sh", "-c", &script])
                     .stdin(Stdio::null())
                     .stdout(logf.try_clone().unwrap())
@@ -388,11 +438,11 @@ impl SshServer {
                 )
                 .unwrap();
                 let script = format!(
-                    "{MASK_BASHRC}exec {} -D -e -f {}",
+                    "{MASK_BASHRC}{private_run}exec {} -D -e -f {}",
                     need("sshd").display(),
                     cfg.display()
                 );
-                let child = Command::new(need("unshare"))
+                let child = default_signals(need("unshare"))
                     .args(["-m", "--propagation", "private", "sh", "-c", &script])
                     .stdin(Stdio::null())
                     .stdout(logf.try_clone().unwrap())
@@ -411,11 +461,13 @@ impl SshServer {
             log,
             child,
         };
-        s.wait_listening(listen);
-        s
+        s.wait_listening(listen)?;
+        Ok(s)
     }
 
-    fn wait_listening(&mut self, listen: &str) {
+    /// Waits for the port to answer, then checks that our server (still
+    /// running, its log free of bind errors) is the one that answers.
+    fn wait_listening(&mut self, listen: &str) -> Result<(), String> {
         let start = Instant::now();
         let addr = if listen.contains(':') {
             format!("[{listen}]:{}", self.port)
@@ -423,23 +475,34 @@ impl SshServer {
             format!("{listen}:{}", self.port)
         };
         while start.elapsed() < Duration::from_secs(10) {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                return;
+            let answered = std::net::TcpStream::connect(&addr).is_ok();
+            if answered {
+                // Another process's server could answer on the port ours
+                // failed to bind: ours must still be running a moment later.
+                std::thread::sleep(Duration::from_millis(50));
             }
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!(
+                return Err(format!(
                     "{:?} server exited with {st}: {}",
                     self.flavor,
                     self.log_text()
-                );
+                ));
+            }
+            if answered {
+                let log = self.log_text();
+                if log.contains("in use") {
+                    self.kill();
+                    return Err(format!("{:?} server on {addr}: {log}", self.flavor));
+                }
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
+        Err(format!(
             "{:?} server did not listen on {addr}: {}",
             self.flavor,
             self.log_text()
-        );
+        ))
     }
 
     pub fn log_text(&self) -> String {
@@ -482,6 +545,19 @@ impl Drop for SshServer {
 /// Shell prefix run inside a server's mount namespace; see `SshServer`.
 const MASK_BASHRC: &str =
     "if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc || exit 1; fi; ";
+
+/// Shell prefix, run in a private mount namespace (`unshare -m --propagation
+/// private`), that gives the commands after it a `/dev/hwrng` whether or not
+/// this machine has a hardware RNG: where there is none (most CI machines and
+/// containers), a tmpfs with copies of the real null, zero, full, random and
+/// urandom nodes and an empty root-owned 0600 `hwrng` file is mounted on /dev,
+/// for that namespace only. Tests then mount what they need over
+/// /dev/hwrng, or rely on its owner and mode; none reads a real device.
+pub const DEV_HWRNG: &str = "if [ ! -e /dev/hwrng ]; then \
+     t=$(mktemp -d) && mount -t tmpfs -o mode=0755 es-dev \"$t\" \
+     && cp -a /dev/null /dev/zero /dev/full /dev/random /dev/urandom \"$t\"/ \
+     && : >\"$t/hwrng\" && chmod 600 \"$t/hwrng\" && mount --bind \"$t\" /dev \
+     && umount \"$t\" && rmdir \"$t\" || { echo 'cannot make a stand-in /dev/hwrng' >&2; exit 1; }; fi; ";
 
 /// An authorized_keys line that runs `command` for `key`.
 pub fn forced_line(command: &str, key: &Keypair) -> String {

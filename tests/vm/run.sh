@@ -136,7 +136,10 @@ log "initramfs $(stat -c %s "$WORK/initrd.gz") bytes, kernel $(basename "$VMLINU
 # --- boot ----------------------------------------------------------------------
 boot() {
     local phase=$1
+    # No NIC and no VGA: the guest needs neither, and their option ROMs come
+    # from ipxe-qemu and seabios, which qemu-system-mips only recommends.
     timeout --kill-after=5 "$TIMEOUT" qemu-system-mipsel -M malta -m 256 -nographic -no-reboot \
+        -nic none -vga none \
         -kernel "$VMLINUZ" -initrd "$WORK/initrd.gz" \
         -append "console=ttyS0 rdinit=/init random.trust_bootloader=off random.trust_cpu=off panic=1 quiet vmtest=$phase vmtest_bound=$BOUND vmtest_unit=$UNIT" \
         </dev/null >"$WORK/serial-$phase.log" 2>&1
