@@ -703,7 +703,10 @@ fn client_check_is_the_judge_of_a_command_line() {
             &["--interval", "99999999999d"],
             "--interval 99999999999d is not a duration",
         ),
-        (&["--interval", "0"], "--interval 0 would open SSH sessions back to back"),
+        (
+            &["--interval", "0"],
+            "--interval 0 would open SSH sessions back to back",
+        ),
     ] {
         check(bad).code(64).one_line_error().stderr_has(says);
     }
