@@ -160,6 +160,9 @@ drwxr-xr-x ./etc/capabilities/
 -rw-r--r-- ./etc/capabilities/entropyservice.json
 drwxr-xr-x ./etc/config/
 -rw------- ./etc/config/entropyservice
+drwxr-xr-x ./etc/hotplug.d/
+drwxr-xr-x ./etc/hotplug.d/iface/
+-rw-r--r-- ./etc/hotplug.d/iface/90-entropyservice
 drwxr-xr-x ./etc/init.d/
 -rwxr-xr-x ./etc/init.d/entropyservice
 drwxr-xr-x ./etc/uci-defaults/
@@ -183,7 +186,8 @@ check "packed init script is openwrt/files/entropyservice.init" cmp -s "$D/etc/i
 check "packed config is openwrt/files/entropyservice.config" cmp -s "$D/etc/config/entropyservice" "$FILES/entropyservice.config"
 check "packed uci-defaults is openwrt/files/entropyservice.uci-defaults" cmp -s "$D/etc/uci-defaults/90-entropyservice" "$FILES/entropyservice.uci-defaults"
 check "packed capabilities are openwrt/files/entropyservice.capabilities.json" cmp -s "$D/etc/capabilities/entropyservice.json" "$FILES/entropyservice.capabilities.json"
-check "sysupgrade keeps /etc/entropyservice/ (key and seed)" [ "$(cat "$D/lib/upgrade/keep.d/entropyservice")" = "/etc/entropyservice/" ]
+check "packed hotplug script is openwrt/files/entropyservice.hotplug" cmp -s "$D/etc/hotplug.d/iface/90-entropyservice" "$FILES/entropyservice.hotplug"
+check "sysupgrade keeps the client key, never the seeds" [ "$(cat "$D/lib/upgrade/keep.d/entropyservice")" = "$(printf '%s\n' /etc/entropyservice/id_client /etc/entropyservice/id_client.pub)" ]
 for cap in bounding effective ambient permitted inheritable; do
 	check "capabilities: $cap holds CAP_SYS_ADMIN only" eval \
 		"tr -d ' \t\n' <'$D/etc/capabilities/entropyservice.json' | grep -q '\"$cap\":\\[\"CAP_SYS_ADMIN\"\\]'"
@@ -218,7 +222,7 @@ check "control: SourceDateEpoch" [ "$(field SourceDateEpoch)" = "$EPOCH" ]
 check "control: no Depends (static binary, no libc package needed)" lacks_text "$C/control" "Depends:"
 check "control: Description last, continuation lines indented" \
 	eval "[ \"\$(sed -n '/^Description:/,\$p' '$C/control' | sed -n '2,\$p' | grep -cv '^ ')\" = 0 ] && tail -n 1 '$C/control' | grep -q '^ '"
-check "conffiles lists /etc/config/entropyservice" [ "$(cat "$C/conffiles")" = "/etc/config/entropyservice" ]
+check "conffiles lists the UCI file and the client key (openwrt/Makefile's conffiles)" [ "$(cat "$C/conffiles")" = "$(printf '%s\n' /etc/config/entropyservice /etc/entropyservice/id_client /etc/entropyservice/id_client.pub)" ]
 # shellcheck disable=SC2016
 printf '%s\n' '#!/bin/sh' '[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0' \
 	'[ -s ${IPKG_INSTROOT}/lib/functions.sh ] || exit 0' \

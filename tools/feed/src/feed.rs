@@ -28,8 +28,14 @@ const DESCRIPTION_LINES: [&str; 2] = [
     "Moves randomness over SSH from entropyservice servers into the",
     "kernel random pool; credits a saved seed at boot before the network is up.",
 ];
-/// ... and conffiles (the key and seed directory is kept by keep.d).
-const CONFFILES: &[&str] = &["/etc/config/entropyservice"];
+/// ... and openwrt/Makefile's Package/entropyservice/conffiles: the UCI file
+/// and the client key that uci-defaults makes (never the seeds, which a
+/// backup restored onto several routers would credit on each).
+const CONFFILES: &[&str] = &[
+    "/etc/config/entropyservice",
+    "/etc/entropyservice/id_client",
+    "/etc/entropyservice/id_client.pub",
+];
 pub const USIGN_PUB_NAME: &str = "entropyservice-feed.usign.pub";
 pub const APK_PUB_NAME: &str = "entropyservice-feed.pem";
 
@@ -198,7 +204,7 @@ pub struct File {
 
 /// What openwrt/Makefile's Package/entropyservice/install puts in the
 /// package, plus the keep.d file package-pack.mk adds for the conffiles
-/// the package does not ship (/etc/entropyservice/: key and seed).
+/// the package does not ship (the client key made at install).
 pub fn payload(files_dir: &Path, binary: Vec<u8>) -> Result<Vec<File>, Error> {
     let read = |name: &str| -> Result<Vec<u8>, Error> {
         let p = files_dir.join(name);
@@ -231,11 +237,27 @@ pub fn payload(files_dir: &Path, binary: Vec<u8>) -> Result<Vec<File>, Error> {
             data: read(&format!("{PKG}.capabilities.json"))?,
         },
         File {
+            path: format!("etc/hotplug.d/iface/90-{PKG}"),
+            mode: 0o644,
+            data: read(&format!("{PKG}.hotplug"))?,
+        },
+        File {
             path: format!("lib/upgrade/keep.d/{PKG}"),
             mode: 0o644,
-            data: format!("/etc/{PKG}/\n").into_bytes(),
+            data: keep_d(),
         },
     ])
+}
+
+/// package-pack.mk's keep.d: the conffiles the package does not ship, one a line.
+fn keep_d() -> Vec<u8> {
+    let shipped = ["/etc/config/entropyservice"];
+    let mut out = String::new();
+    for c in CONFFILES.iter().filter(|c| !shipped.contains(c)) {
+        out.push_str(c);
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 pub struct Meta {

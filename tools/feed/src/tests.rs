@@ -455,7 +455,15 @@ fn feed_builds_for_every_table_arch_and_checks() {
     );
     assert_eq!(
         get("lib/apk/packages/entropyservice.conffiles").data,
-        b"/etc/config/entropyservice\n"
+        b"/etc/config/entropyservice\n/etc/entropyservice/id_client\n/etc/entropyservice/id_client.pub\n"
+    );
+    assert_eq!(
+        get("lib/upgrade/keep.d/entropyservice").data,
+        b"/etc/entropyservice/id_client\n/etc/entropyservice/id_client.pub\n"
+    );
+    assert_eq!(
+        get("etc/hotplug.d/iface/90-entropyservice").data,
+        read(&root().join("openwrt/files/entropyservice.hotplug"))
     );
     let cfg = read(&root().join("openwrt/files/entropyservice.config"));
     assert_eq!(
