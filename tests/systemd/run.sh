@@ -219,7 +219,7 @@ done
 pass "entropyservice@vm1 fetched 64 bytes over Dropbear with the pinned key, as uid $uid with only CAP_SYS_ADMIN; status shows it"
 
 # The same with OpenSSH's ssh as the SSH child (what a VM without
-# dropbear-bin uses) and an OpenSSH-format key.
+# dropbear-bin uses), an OpenSSH-format key, and a host name to resolve.
 sh_in '
 entropyservice keygen --tool ssh-keygen --out /etc/es-test/id_openssh >/dev/null 2>&1
 chown entropyservice: /etc/es-test/id_openssh
@@ -227,7 +227,7 @@ entropyservice authorize --client vm2 --authorized-keys /home/entropy/.ssh/autho
     "$(cat /etc/es-test/id_openssh.pub)" >/dev/null 2>&1
 '
 docker exec -i "$C" sh -c 'cat >/etc/entropyservice/vm2.conf' <<EOF
-SERVER=entropy@127.0.0.1
+SERVER=entropy@localhost
 PORT=2222
 HOST_KEY="$HOST_KEY"
 KEY=/etc/es-test/id_openssh
@@ -240,7 +240,7 @@ wait_for 30 'grep -qx "bytes_received: 64" /run/entropyservice/vm2/status' || {
 }
 ct systemctl stop entropyservice@vm2.service
 ct rm /etc/entropyservice/vm2.conf
-pass "entropyservice@vm2 fetched 64 bytes with OpenSSH's ssh under the same sandbox"
+pass "entropyservice@vm2 fetched 64 bytes from localhost with OpenSSH's ssh under the same sandbox"
 
 # --- a wrong host key, a missing key file --------------------------------------
 # A host key that is not the pinned one: refused with a warning naming both
