@@ -19,7 +19,8 @@
 # Checks: systemd-analyze verify of both units; install (user, key, seed unit
 # enabled and run); a client instance (with a failover server quoted in
 # OPTIONS) fetches over SSH with the pinned key, runs unprivileged with only
-# CAP_SYS_ADMIN, and shows in `entropyservice status`; a wrong host key is
+# CAP_SYS_ADMIN, and shows in `entropyservice status`; another fetches with
+# OpenSSH's ssh under the same sandbox; a wrong host key is
 # refused with a warning and nothing is fetched; a missing key file and an
 # unknown option are errors that stop the instance without restarts; journal
 # priorities (errors 3, warnings 4, info 6); systemd-analyze security
@@ -217,6 +218,30 @@ for want in "Uid: $uid $uid $uid $uid" "CapEff: 0000000000200000" "CapPrm: 00000
 done
 pass "entropyservice@vm1 fetched 64 bytes over Dropbear with the pinned key, as uid $uid with only CAP_SYS_ADMIN; status shows it"
 
+# The same with OpenSSH's ssh as the SSH child (what a VM without
+# dropbear-bin uses), an OpenSSH-format key, and a host name to resolve.
+sh_in '
+entropyservice keygen --tool ssh-keygen --out /etc/es-test/id_openssh >/dev/null 2>&1
+chown entropyservice: /etc/es-test/id_openssh
+entropyservice authorize --client vm2 --authorized-keys /home/entropy/.ssh/authorized_keys \
+    "$(cat /etc/es-test/id_openssh.pub)" >/dev/null 2>&1
+'
+docker exec -i "$C" sh -c 'cat >/etc/entropyservice/vm2.conf' <<EOF
+SERVER=entropy@localhost
+PORT=2222
+HOST_KEY="$HOST_KEY"
+KEY=/etc/es-test/id_openssh
+OPTIONS="--ssh ssh"
+EOF
+ct systemctl start entropyservice@vm2.service
+wait_for 30 'grep -qx "bytes_received: 64" /run/entropyservice/vm2/status' || {
+    ct journalctl -u entropyservice@vm2 --no-pager >&2 || true
+    die "entropyservice@vm2 (OpenSSH ssh) did not fetch 64 bytes within 30 s"
+}
+ct systemctl stop entropyservice@vm2.service
+ct rm /etc/entropyservice/vm2.conf
+pass "entropyservice@vm2 fetched 64 bytes from localhost with OpenSSH's ssh under the same sandbox"
+
 # --- a wrong host key, a missing key file --------------------------------------
 # A host key that is not the pinned one: refused with a warning naming both
 # fingerprints, nothing fetched, the client keeps backing off.
@@ -381,7 +406,7 @@ pass "dpkg -r keeps key, configuration and seed and stops everything; install ag
 # --- purge --------------------------------------------------------------------
 sh_in 'systemctl disable --quiet --now es-test-dropbear; rm /etc/systemd/system/es-test-dropbear.service
 systemctl daemon-reload
-rm -rf "/tmp/entropyservice-$(id -u entropy)" /home/entropy/.ssh/authorized_keys'
+rm -rf "/tmp/entropyservice-$(id -u entropy)" /home/entropy/.ssh/authorized_keys /etc/es-test/id_openssh*'
 out=$(ct dpkg --purge entropyservice 2>&1) || { echo "$out" >&2; die "dpkg --purge failed"; }
 left=$(ct sh -c 'find / -xdev \( -path /proc -o -path /sys -o -path /mnt \) -prune -o -name "*entropyservice*" -print; ls -d /run/entropyservice 2>/dev/null; getent passwd entropyservice; getent group entropyservice' || true)
 [ -z "$left" ] || { echo "$left" >&2; die "dpkg --purge left these behind"; }
