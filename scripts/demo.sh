@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 for t in dropbear dropbearkey dbclient unshare; do
   command -v "$t" >/dev/null || { echo "error: $t is missing: apt-get install -y dropbear-bin util-linux" >&2; exit 69; }
 done
+command -v python3 >/dev/null || { echo "error: python3 is missing (the demo asks it for a free port): apt-get install -y python3" >&2; exit 69; }
 cargo build --release --quiet
 bin=$PWD/target/release/entropyservice
 work=$(mktemp -d /tmp/entropyservice-demo.XXXXXX)

@@ -66,7 +66,8 @@ base_image() {
     command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
     local root
     root=$(mktemp -d /var/tmp/es-bookworm.XXXXXX)
-    # mktemp -d makes it 0700, and tar would give the image's / that mode
+    # mktemp made it 0700, and tar records "." as the image's /: a real
+    # Debian root is 0755 (otherwise only root can load libc).
     chmod 0755 "$root"
     log "debootstrap --variant=minbase bookworm (about a minute), then docker import as $tag"
     debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \

@@ -83,6 +83,9 @@ cat >"$STATE/inside.sh" <<'EOF'
 set -euo pipefail
 t0=$SECONDS
 echo "=== fresh container: apt sources, CA certificates, toolchain overlays"
+# A root imported from a mktemp directory can be 0700; Debian's / is 0755
+# (otherwise no user but root can even load libc).
+chmod 0755 /
 # A fresh Debian 12 install's package sources (the debootstrapped root has
 # only bookworm main).
 cat >/etc/apt/sources.list <<'SOURCES'

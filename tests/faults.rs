@@ -1608,9 +1608,13 @@ fn server_rate_holds_with_a_shifted_monotonic_clock() {
         rates.push(rate);
     }
     eprintln!("rate outside and inside the time namespace: {rates:?}");
+    // A clock shift that leaked into the token bucket would burst far above
+    // the rate (time "went by") or stall (time went back). The ceiling is the
+    // limit itself; the floor only says "not stalled": a reader on a loaded
+    // machine may fall behind the server, never get ahead of it.
     for r in &rates {
         assert!(
-            (3700.0..=4500.0).contains(r),
+            (2048.0..=4500.0).contains(r),
             "rate {r} B/s, want 4096: {rates:?}"
         );
     }
