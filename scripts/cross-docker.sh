@@ -23,8 +23,8 @@
 # (no rustup target/component installs) and a `rustup` on PATH that lets
 # through only the read-only `toolchain list`/`target list`/`component list`
 # (cross 0.2.5 misreads newer rustup's "(active, default)" and would otherwise
-# reinstall, i.e. update, such a toolchain); the toolchain list and versions
-# are compared before and after.
+# reinstall, i.e. update, such a toolchain); the toolchain list, their
+# versions and $NIGHTLY's components are compared before and after.
 #
 # ES_FRESH_CI=1 (scripts/fresh-ci.sh: CI inside a container, which has no
 # container engine to start): prints one SKIPPED line and exits 0.
@@ -104,12 +104,15 @@ rustup run "$NIGHTLY" rustc -V >/dev/null 2>&1 \
 [ -d "$(rustup run "$NIGHTLY" rustc --print sysroot)/lib/rustlib/src/rust/library" ] \
     || die "$NIGHTLY has no rust-src (rustup component add rust-src --toolchain $NIGHTLY)"
 REAL_RUSTUP=$(command -v rustup)
+# What cross could change: the toolchains and their versions (`toolchain
+# add` updates one), and the components of the toolchain it builds with
+# (`target add`, `component add`).
 rustup_state() {
     local tc
     "$REAL_RUSTUP" toolchain list | sed 's/ (.*)$//' | sort | while read -r tc; do
         printf '%s %s\n' "$tc" "$("$REAL_RUSTUP" run "$tc" rustc -V 2>&1)"
-        "$REAL_RUSTUP" component list --installed --toolchain "$tc" 2>&1 | sed "s/^/  /"
     done
+    "$REAL_RUSTUP" component list --installed --toolchain "$NIGHTLY" 2>&1 | sed "s/^/  $NIGHTLY: /"
 }
 RUSTUP_BEFORE=$(rustup_state)
 SHIM=$(mktemp -d /tmp/cross-docker-rustup.XXXXXX)
@@ -154,6 +157,8 @@ build_image() {
 }
 
 timed "dockerd up" dockerd_up
+# dockerd_up's EXIT trap (when it started dockerd) plus the shim's removal.
+trap 'rm -rf "$SHIM"; dockerd_down' EXIT
 timed "base image debian:bookworm" base_image debian:bookworm
 timed "image $IMAGE (docker/cross/Dockerfile)" build_image
 timed "cross $CROSS_VERSION (cargo install)" install_cross
@@ -176,11 +181,10 @@ for t in "${TARGETS[@]}"; do
         || die "$t: llvm-objcopy --strip-all failed"
     release_check "$t" "$OUT/entropyservice-$t"
 done
-rm -rf "$SHIM"
 RUSTUP_AFTER=$(rustup_state)
 if [ "$RUSTUP_AFTER" != "$RUSTUP_BEFORE" ]; then
     diff <(echo "$RUSTUP_BEFORE") <(echo "$RUSTUP_AFTER") >&2 || true
-    die "the host's rustup toolchains changed during the cross builds (diff above)"
+    die "the host's rustup toolchains changed while cross ran (diff above; the rustup shim refused every change cross asked for, so look for another rustup user on this machine)"
 fi
 
 # --- the same bytes as the build without a container ------------------------------------
