@@ -12,15 +12,17 @@ static LEVEL: AtomicU8 = AtomicU8::new(0);
 /// 0 = not checked yet, 1 = plain lines, 2 = stderr is the journal.
 static JOURNAL: AtomicU8 = AtomicU8::new(0);
 
-/// Whether `fd` is the stream named by JOURNAL_STREAM (`DEV:INODE`, decimal).
-fn is_journal_stream(var: Option<&str>, fd: impl rustix::fd::AsFd) -> bool {
+/// Whether the file at `path` (stderr is `/proc/self/fd/2`) is the stream
+/// named by JOURNAL_STREAM (`DEV:INODE`, decimal). std's metadata, not
+/// rustix's fstat: on big-endian MIPS the latter links PIC code from musl
+/// that the non-PIC release build cannot call (scripts/mips-pic-check.py).
+fn is_journal_stream(var: Option<&str>, path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let Some((dev, ino)) = var.and_then(|v| v.split_once(':')) else {
         return false;
     };
-    match rustix::fs::fstat(fd) {
-        // st_dev and st_ino are not u64 on every target.
-        #[allow(clippy::unnecessary_cast)]
-        Ok(st) => dev.parse() == Ok(st.st_dev as u64) && ino.parse() == Ok(st.st_ino as u64),
+    match std::fs::metadata(path) {
+        Ok(m) => dev.parse() == Ok(m.dev()) && ino.parse() == Ok(m.ino()),
         Err(_) => false,
     }
 }
@@ -29,7 +31,7 @@ fn to_journal() -> bool {
     let mut j = JOURNAL.load(Ordering::Relaxed);
     if j == 0 {
         let var = std::env::var("JOURNAL_STREAM").ok();
-        j = 1 + is_journal_stream(var.as_deref(), std::io::stderr()) as u8;
+        j = 1 + is_journal_stream(var.as_deref(), "/proc/self/fd/2") as u8;
         JOURNAL.store(j, Ordering::Relaxed);
     }
     j == 2
@@ -186,11 +188,13 @@ mod tests {
         let m = f.metadata().unwrap();
         let same = format!("{}:{}", m.dev(), m.ino());
         let other = format!("{}:{}", m.dev(), m.ino() + 1);
-        assert!(super::is_journal_stream(Some(&same), &f));
-        assert!(!super::is_journal_stream(Some(&other), &f));
-        assert!(!super::is_journal_stream(Some("garbage"), &f));
-        assert!(!super::is_journal_stream(Some(""), &f));
-        assert!(!super::is_journal_stream(None, &f));
+        let p = path.to_str().unwrap();
+        assert!(super::is_journal_stream(Some(&same), p));
+        assert!(!super::is_journal_stream(Some(&other), p));
+        assert!(!super::is_journal_stream(Some("garbage"), p));
+        assert!(!super::is_journal_stream(Some(""), p));
+        assert!(!super::is_journal_stream(None, p));
+        assert!(!super::is_journal_stream(Some(&same), "/nonexistent/es"));
         let _ = std::fs::remove_file(&path);
     }
 
