@@ -5,14 +5,17 @@ use entropyservice::{cli, error::Status, log};
 use std::process::ExitCode;
 
 /// The subcommands, for usage errors (argh does not list them for us).
-const COMMANDS: [&str; 8] = [
+const COMMANDS: &[&str] = &[
     "server",
     "client",
     "sink",
     "seed",
     "status",
+    #[cfg(feature = "admin")]
     "keygen",
+    #[cfg(feature = "admin")]
     "authorize",
+    #[cfg(feature = "admin")]
     "hostkey",
 ];
 
