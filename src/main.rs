@@ -4,6 +4,8 @@ use argh::FromArgs;
 use entropyservice::{cli, error::Status, log};
 use std::process::ExitCode;
 
+mod usage;
+
 /// The subcommands, for usage errors (argh does not list them for us).
 const COMMANDS: &[&str] = &[
     "server",
@@ -31,7 +33,9 @@ fn main() -> ExitCode {
         Ok(t) => t,
         Err(early) => {
             return if early.status.is_ok() {
-                print!("{}", early.output);
+                // --help: argh is built without its generated help texts.
+                let sub = strs.first().copied().filter(|a| COMMANDS.contains(a));
+                print!("{}", usage::text(sub).unwrap_or_default());
                 ExitCode::SUCCESS
             } else {
                 // Through the logger, so the journal files it as an error.
@@ -84,9 +88,8 @@ fn usage_error(name: &str, args: &[&str], output: &str) -> String {
         let mut known: Vec<String> = Vec::new();
         match sub {
             Some(s) => {
-                if let Err(h) = cli::Top::from_args(&[name], &[s, "--help"]) {
-                    known = help_options(&h.output);
-                }
+                let help = usage::text(Some(s)).unwrap_or_default();
+                known.extend(usage::options(help).map(String::from));
             }
             None => {
                 known.extend(COMMANDS.iter().map(|c| c.to_string()));
@@ -111,19 +114,6 @@ fn usage_error(name: &str, args: &[&str], output: &str) -> String {
     }
     line.push_str(" --help");
     line
-}
-
-/// The long options an argh help text lists ("  --seed-dir   ...").
-fn help_options(help: &str) -> Vec<String> {
-    help.lines()
-        .filter_map(|l| l.trim_start().strip_prefix("--"))
-        .filter_map(|l| l.split([' ', ',']).next())
-        .map(|o| {
-            let mut s = String::from("--");
-            s.push_str(o);
-            s
-        })
-        .collect()
 }
 
 /// The candidate within a small edit distance of `word`, if any.
