@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 mod usage;
 
+#[global_allocator]
+static ALLOC: entropyservice::sys::SmallAlloc = entropyservice::sys::SmallAlloc;
+
 /// The subcommands, for usage errors (argh does not list them for us).
 const COMMANDS: &[&str] = &[
     "server",
