@@ -32,6 +32,19 @@ fn main() -> ExitCode {
         .unwrap_or("entropyservice");
     let mut strs: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     short_flags(&mut strs);
+    #[cfg(not(feature = "admin"))]
+    if let Some(c) = strs
+        .first()
+        .filter(|c| ["keygen", "authorize", "hostkey"].contains(c))
+    {
+        log::error(&[
+            "`",
+            c,
+            "` is not in this build (built without the admin commands, as the router package is); run it where the full entropyservice is installed",
+        ]
+        .concat());
+        return ExitCode::from(Status::Usage as u8);
+    }
     let top = match cli::Top::from_args(&[name], &strs) {
         Ok(t) => t,
         Err(early) => {
