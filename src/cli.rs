@@ -20,8 +20,11 @@ pub enum Cmd {
     Sink(Sink),
     Seed(Seed),
     Status(Status),
+    #[cfg(feature = "admin")]
     Keygen(crate::setup::Keygen),
+    #[cfg(feature = "admin")]
     Authorize(crate::setup::Authorize),
+    #[cfg(feature = "admin")]
     Hostkey(crate::setup::Hostkey),
 }
 

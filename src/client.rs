@@ -624,7 +624,7 @@ impl Seconds {
 /// `interval` +-10%, `r` uniform over u32.
 fn jittered(interval: u64, r: u32) -> u64 {
     let tenth = interval / 10;
-    interval - tenth + (2 * tenth as u128 * r as u128 / u32::MAX as u128) as u64
+    interval - tenth + crate::rate::scale(2 * tenth, r)
 }
 
 pub fn run(a: &cli::Client) -> Result<()> {

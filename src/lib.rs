@@ -20,6 +20,7 @@ pub mod parse;
 pub mod rate;
 pub mod seed;
 pub mod server;
+#[cfg(feature = "admin")]
 pub mod setup;
 pub mod sink;
 pub mod source;
@@ -47,8 +48,11 @@ pub fn run(top: cli::Top) -> Result<()> {
         Some(cli::Cmd::Sink(a)) => sink::run(&a),
         Some(cli::Cmd::Seed(a)) => seed::run(&a),
         Some(cli::Cmd::Status(a)) => status::run(&a),
+        #[cfg(feature = "admin")]
         Some(cli::Cmd::Keygen(a)) => setup::keygen(&a),
+        #[cfg(feature = "admin")]
         Some(cli::Cmd::Authorize(a)) => setup::authorize(&a),
+        #[cfg(feature = "admin")]
         Some(cli::Cmd::Hostkey(a)) => setup::hostkey(&a),
     }
 }

@@ -4,15 +4,23 @@ use argh::FromArgs;
 use entropyservice::{cli, error::Status, log};
 use std::process::ExitCode;
 
+mod usage;
+
+#[global_allocator]
+static ALLOC: entropyservice::sys::SmallAlloc = entropyservice::sys::SmallAlloc;
+
 /// The subcommands, for usage errors (argh does not list them for us).
-const COMMANDS: [&str; 8] = [
+const COMMANDS: &[&str] = &[
     "server",
     "client",
     "sink",
     "seed",
     "status",
+    #[cfg(feature = "admin")]
     "keygen",
+    #[cfg(feature = "admin")]
     "authorize",
+    #[cfg(feature = "admin")]
     "hostkey",
 ];
 
@@ -24,11 +32,26 @@ fn main() -> ExitCode {
         .unwrap_or("entropyservice");
     let mut strs: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     short_flags(&mut strs);
+    #[cfg(not(feature = "admin"))]
+    if let Some(c) = strs
+        .first()
+        .filter(|c| ["keygen", "authorize", "hostkey"].contains(c))
+    {
+        log::error(&[
+            "`",
+            c,
+            "` is not in this build (built without the admin commands, as the router package is); run it where the full entropyservice is installed",
+        ]
+        .concat());
+        return ExitCode::from(Status::Usage as u8);
+    }
     let top = match cli::Top::from_args(&[name], &strs) {
         Ok(t) => t,
         Err(early) => {
             return if early.status.is_ok() {
-                print!("{}", early.output);
+                // --help: argh is built without its generated help texts.
+                let sub = strs.first().copied().filter(|a| COMMANDS.contains(a));
+                print!("{}", usage::text(sub).unwrap_or_default());
                 ExitCode::SUCCESS
             } else {
                 // Through the logger, so the journal files it as an error.
@@ -81,9 +104,8 @@ fn usage_error(name: &str, args: &[&str], output: &str) -> String {
         let mut known: Vec<String> = Vec::new();
         match sub {
             Some(s) => {
-                if let Err(h) = cli::Top::from_args(&[name], &[s, "--help"]) {
-                    known = help_options(&h.output);
-                }
+                let help = usage::text(Some(s)).unwrap_or_default();
+                known.extend(usage::options(help).map(String::from));
             }
             None => {
                 known.extend(COMMANDS.iter().map(|c| c.to_string()));
@@ -108,19 +130,6 @@ fn usage_error(name: &str, args: &[&str], output: &str) -> String {
     }
     line.push_str(" --help");
     line
-}
-
-/// The long options an argh help text lists ("  --seed-dir   ...").
-fn help_options(help: &str) -> Vec<String> {
-    help.lines()
-        .filter_map(|l| l.trim_start().strip_prefix("--"))
-        .filter_map(|l| l.split([' ', ',']).next())
-        .map(|o| {
-            let mut s = String::from("--");
-            s.push_str(o);
-            s
-        })
-        .collect()
 }
 
 /// The candidate within a small edit distance of `word`, if any.

@@ -9,9 +9,12 @@ pub const NS: u64 = 1_000_000_000;
 pub struct Bucket {
     rate: u64,
     burst: u64,
-    /// Tokens in units of byte-nanoseconds-per-second (bytes * NS), so
-    /// refills keep their fractions and the long-run rate is exact.
-    tokens: u128,
+    /// Whole bytes available now.
+    tokens: u64,
+    /// The fraction of the next byte, in byte-nanoseconds-per-second
+    /// (always < NS), so refills keep their fractions and the long-run rate
+    /// is exact without 128-bit arithmetic (slow and large on 32-bit MIPS).
+    frac: u64,
     last: u64,
 }
 
@@ -22,6 +25,7 @@ impl Bucket {
             rate,
             burst,
             tokens: 0,
+            frac: 0,
             last: now,
         }
     }
@@ -43,14 +47,35 @@ impl Bucket {
     /// Changes the burst; tokens above the new burst are dropped.
     pub fn set_burst(&mut self, burst: u64) {
         self.burst = burst.max(1);
-        self.tokens = self.tokens.min(self.burst as u128 * NS as u128);
+        self.cap();
+    }
+
+    /// A full bucket holds exactly `burst` bytes, no fraction.
+    fn cap(&mut self) {
+        if self.tokens >= self.burst {
+            self.tokens = self.burst;
+            self.frac = 0;
+        }
     }
 
     fn refill(&mut self, now: u64) {
-        let dt = now.saturating_sub(self.last) as u128;
+        let dt = now.saturating_sub(self.last);
         self.last = now.max(self.last);
-        let cap = self.burst as u128 * NS as u128;
-        self.tokens = (self.tokens + dt * self.rate as u128).min(cap);
+        // dt * rate = (dt / NS) * rate * NS + (dt % NS) * rate: whole seconds
+        // give whole bytes; the rest joins the fraction.
+        match (dt % NS)
+            .checked_mul(self.rate)
+            .and_then(|f| f.checked_add(self.frac))
+        {
+            Some(f) => {
+                let add = (dt / NS).saturating_mul(self.rate).saturating_add(f / NS);
+                self.tokens = self.tokens.saturating_add(add);
+                self.frac = f % NS;
+            }
+            // Only at rates above ~18 GB/s: the bucket is full anyway.
+            None => self.tokens = self.burst,
+        }
+        self.cap();
     }
 
     /// How many bytes (up to `want`) may be sent now; they are taken from the
@@ -60,8 +85,8 @@ impl Bucket {
             return want;
         }
         self.refill(now);
-        let n = (self.tokens / NS as u128).min(want as u128) as u64;
-        self.tokens -= n as u128 * NS as u128;
+        let n = self.tokens.min(want);
+        self.tokens -= n;
         n
     }
 
@@ -71,12 +96,13 @@ impl Bucket {
             return 0;
         }
         self.refill(now);
-        let need = want.min(self.burst) as u128 * NS as u128;
+        let need = want.min(self.burst);
         if self.tokens >= need {
             return 0;
         }
-        let missing = need - self.tokens;
-        missing.div_ceil(self.rate as u128).min(u64::MAX as u128) as u64
+        // need > tokens, so the product is at least NS > frac.
+        let missing = (need - self.tokens).saturating_mul(NS) - self.frac;
+        missing.div_ceil(self.rate)
     }
 }
 
@@ -104,7 +130,7 @@ impl Backoff {
         let d = self.next;
         self.next = self.next.saturating_mul(2).min(self.max);
         let half = d / 2;
-        half + (half as u128 * random as u128 / u32::MAX as u128) as u64
+        half + scale(half, random)
     }
 
     /// The undithered delay that `delay` would start from.
@@ -115,6 +141,14 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.next = self.min;
     }
+}
+
+/// `x * r / u32::MAX`, exactly, in 64-bit arithmetic: at most `x`.
+pub fn scale(x: u64, r: u32) -> u64 {
+    const M: u64 = u32::MAX as u64;
+    let r = u64::from(r);
+    // x = q * M + rem: q * r <= x, and rem * r < 2^64.
+    (x / M) * r + (x % M) * r / M
 }
 
 #[cfg(test)]
@@ -180,5 +214,26 @@ mod tests {
         assert_eq!(b.delay(0), 4 * NS);
         b.reset();
         assert_eq!(b.current(), NS);
+    }
+
+    #[test]
+    fn scale_matches_wide_arithmetic() {
+        for x in [0, 1, 7, u32::MAX as u64, 1 << 40, u64::MAX / 2, u64::MAX] {
+            for r in [0, 1, 12345, u32::MAX / 2, u32::MAX - 1, u32::MAX] {
+                let wide = (x as u128 * r as u128 / u32::MAX as u128) as u64;
+                assert_eq!(scale(x, r), wide, "x {x} r {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn fractions_carry_across_refills() {
+        // 3 B/s refilled every third of a second: one byte each time, exactly.
+        let mut b = Bucket::new(3, 100, 0);
+        let mut got = 0;
+        for i in 1..=300u64 {
+            got += b.take(100, i * NS / 3 + u64::from(i % 3 == 0));
+        }
+        assert_eq!(got, 300);
     }
 }

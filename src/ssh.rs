@@ -43,17 +43,58 @@ fn find_in_path(name: &str) -> Option<String> {
 
 fn flavor_of(path: &str) -> Flavor {
     // OpenWrt links ssh to dropbear's multi-call binary: look at the real file.
-    let real = std::fs::canonicalize(path).ok();
-    let name = real
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .and_then(|n| n.to_str())
-        .unwrap_or(path);
+    let real = link_target(path);
+    let name = real.rsplit('/').next().unwrap_or(path);
     if name.contains("dbclient") || name.contains("dropbear") || path.ends_with("dbclient") {
         Flavor::Dropbear
     } else {
         Flavor::OpenSsh
     }
+}
+
+/// Where the symbolic links starting at `path` end (at most 8 hops; the
+/// file name is all `flavor_of` needs, so directory links are not resolved).
+fn link_target(path: &str) -> String {
+    let mut p = path.to_string();
+    for _ in 0..8 {
+        let Ok(t) = rustix::fs::readlink(p.as_str(), Vec::new()) else {
+            break;
+        };
+        let t = String::from_utf8_lossy(t.as_bytes()).into_owned();
+        p = match (t.starts_with('/'), p.rfind('/')) {
+            (false, Some(i)) => msg(&[&p[..=i], &t]),
+            _ => t,
+        };
+    }
+    p
+}
+
+/// Removes the entries of directory `dir` (files, and empty directories).
+fn empty_dir(dir: &str) {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
+        return;
+    };
+    let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        if rustix::fs::unlinkat(&fd, name, AtFlags::empty()) == Err(Errno::ISDIR) {
+            let _ = rustix::fs::unlinkat(&fd, name, AtFlags::REMOVEDIR);
+        }
+    }
+}
+
+/// Removes a `home-PID` directory: `.ssh`'s files, `.ssh`, the rest, itself.
+fn remove_home(dir: &str) {
+    empty_dir(&msg(&[dir, "/.ssh"]));
+    empty_dir(dir);
+    let _ = std::fs::remove_dir(dir);
 }
 
 impl Program {
@@ -270,7 +311,7 @@ impl PinnedHome {
         sweep_stale_homes(runtime);
         let pid = crate::log::Num::new(std::process::id() as u64);
         let dir = msg(&[runtime, "/home-", pid.as_str()]);
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_home(&dir);
         let ssh_dir = msg(&[&dir, "/.ssh"]);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -315,29 +356,37 @@ fn sweep_stale_homes(runtime: &str) {
     if SWEPT.swap(true, Ordering::Relaxed) {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(runtime) else {
+    let flags =
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    let Ok(entries) =
+        rustix::fs::open(runtime, flags, rustix::fs::Mode::empty()).and_then(rustix::fs::Dir::new)
+    else {
         return;
     };
     for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
+        let Some(name) = e
+            .file_name()
             .to_str()
+            .ok()
             .and_then(|n| n.strip_prefix("home-"))
-            .and_then(parse::decimal)
+        else {
+            continue;
+        };
+        let Some(pid) = parse::decimal(name)
             .and_then(|p| i32::try_from(p).ok())
             .and_then(rustix::process::Pid::from_raw)
         else {
             continue;
         };
         if rustix::process::test_kill_process(pid) == Err(Errno::SRCH) {
-            let _ = std::fs::remove_dir_all(e.path());
+            remove_home(&msg(&[runtime, "/home-", name]));
         }
     }
 }
 
 impl Drop for PinnedHome {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remove_home(&self.dir);
     }
 }
 
@@ -761,4 +810,43 @@ pub fn check_target(host: &str, user: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> String {
+        let d = std::env::temp_dir().join(format!("es-ssh-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn link_target_follows_relative_and_absolute_links() {
+        let d = scratch("links");
+        std::fs::write(format!("{d}/dropbear"), b"").unwrap();
+        std::os::unix::fs::symlink("dropbear", format!("{d}/dbclient")).unwrap();
+        std::os::unix::fs::symlink(format!("{d}/dbclient"), format!("{d}/ssh")).unwrap();
+        assert_eq!(link_target(&format!("{d}/ssh")), format!("{d}/dropbear"));
+        assert_eq!(flavor_of(&format!("{d}/ssh")), Flavor::Dropbear);
+        assert_eq!(link_target(&format!("{d}/none")), format!("{d}/none"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn remove_home_removes_the_tree_and_nothing_else() {
+        let d = scratch("home");
+        let home = format!("{d}/home-1");
+        std::fs::create_dir_all(format!("{home}/.ssh")).unwrap();
+        std::fs::write(format!("{home}/.ssh/known_hosts"), b"x").unwrap();
+        std::fs::write(format!("{home}/.ssh/known_hosts.old"), b"x").unwrap();
+        std::fs::write(format!("{home}/other"), b"x").unwrap();
+        std::fs::write(format!("{d}/keep"), b"x").unwrap();
+        remove_home(&home);
+        assert!(!std::path::Path::new(&home).exists());
+        assert!(std::path::Path::new(&format!("{d}/keep")).exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

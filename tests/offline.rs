@@ -73,6 +73,65 @@ fn short_help_and_version() {
         .stdout_has("\"kernel\"");
 }
 
+/// The help texts are written by hand (src/usage.rs): each command's `--help`
+/// lists exactly the options its argh struct accepts, read from the
+/// structs' source (`#[argh(option|switch ...)]` then the field).
+#[test]
+fn help_lists_exactly_the_accepted_options() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let check = |cmd: &str, want: &mut Vec<String>| {
+        let r = run(Command::new(bin()).args([cmd, "--help"]));
+        r.ok();
+        let mut listed: Vec<String> = r
+            .stdout
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("--") && !l.starts_with("--help"))
+            .filter_map(|l| l.split([' ', ',']).next())
+            .map(String::from)
+            .collect();
+        listed.sort();
+        want.sort();
+        assert_eq!(&listed, want, "`{cmd} --help` vs its argh struct");
+    };
+    let mut checked = 0;
+    for file in ["src/cli.rs", "src/setup.rs"] {
+        let src = std::fs::read_to_string(format!("{root}/{file}")).unwrap();
+        let (mut cmd, mut pending): (Option<String>, Option<String>) = (None, None);
+        let mut want: Vec<String> = Vec::new();
+        let mut long: Option<String> = None;
+        let mut flag = false;
+        for l in src.lines().map(str::trim).chain(["pub struct End"]) {
+            if let Some(n) = l.split("name = \"").nth(1) {
+                if !l.contains("option") && !l.contains("switch") {
+                    pending = n.split('"').next().map(String::from);
+                }
+            }
+            if l.starts_with("pub struct ") || l.starts_with("pub enum ") {
+                if let Some(c) = cmd.take() {
+                    check(&c, &mut want);
+                    checked += 1;
+                }
+                want.clear();
+                cmd = pending.take();
+            } else if l.starts_with("#[argh(option") || l.starts_with("#[argh(switch") {
+                flag = true;
+                long = l
+                    .split("long = \"")
+                    .nth(1)
+                    .and_then(|x| x.split('"').next())
+                    .map(String::from);
+            } else if flag && l.starts_with("pub ") {
+                let field = l[4..].split(':').next().unwrap().trim();
+                let name = long.take().unwrap_or_else(|| field.replace('_', "-"));
+                want.push(format!("--{name}"));
+                flag = false;
+            }
+        }
+    }
+    assert_eq!(checked, 8, "expected eight subcommand structs");
+}
+
 /// Usage errors are one line, name what was wrong, suggest the closest
 /// option or command for a typo, and say where the help is; exit 64.
 #[test]
