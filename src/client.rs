@@ -40,6 +40,7 @@ struct Config {
     get_bytes: usize,
     connect_timeout: u64,
     stall_timeout: u64,
+    session_timeout: u64,
     max_backoff: u64,
     low_water: u32,
     seed_dir: String,
@@ -252,6 +253,7 @@ fn config(a: &cli::Client) -> Result<Config> {
         get_bytes: a.get_bytes as usize,
         connect_timeout: duration("connect-timeout", &a.connect_timeout)?,
         stall_timeout: duration("stall-timeout", &a.stall_timeout)?,
+        session_timeout: session_timeout(&a.session_timeout)?,
         max_backoff: duration("max-backoff", &a.max_backoff)?,
         low_water: a.low_water,
         seed_dir: a
@@ -281,6 +283,7 @@ fn fetch_exact(
         cfg.connect_timeout / NS,
     )?;
     st.sessions += 1;
+    let end = clock::now_ns().saturating_add(cfg.session_timeout);
     let mut got = 0;
     while got < buf.len() {
         let timeout = if got == 0 {
@@ -288,6 +291,7 @@ fn fetch_exact(
         } else {
             cfg.stall_timeout
         };
+        let timeout = cut(timeout, end, clock::now_ns());
         match sess.read(&mut buf[got..], timeout)? {
             Read::Data(n) => got += n,
             Read::Eof => {
@@ -312,7 +316,9 @@ fn fetch_exact(
                 if let Some(e) = ssh_failure(sess, s, got == 0, !EOF) {
                     return Err(e);
                 }
-                let what = if got == 0 {
+                let what = if clock::now_ns() >= end {
+                    " did not finish within --session-timeout; session killed"
+                } else if got == 0 {
                     " sent nothing within the connect timeout"
                 } else {
                     " stalled; session killed"
@@ -409,6 +415,7 @@ fn stream_session(
     let mut got = 0usize;
     let mut first = true;
     let legacy = kernel::info().legacy();
+    let mut chunk_end = 0;
     loop {
         if pending_signal().is_some() || done() {
             chunk.fill(0);
@@ -425,6 +432,11 @@ fn stream_session(
         } else {
             cfg.stall_timeout
         };
+        // Minimum progress: each chunk within --session-timeout.
+        if got == 0 {
+            chunk_end = clock::now_ns().saturating_add(cfg.session_timeout);
+        }
+        let timeout = cut(timeout, chunk_end, clock::now_ns());
         match sess.read(&mut chunk[got..], timeout)? {
             Read::Data(n) => {
                 first = false;
@@ -453,6 +465,8 @@ fn stream_session(
                 }
                 let what = if end == Read::Eof {
                     " closed the stream; the last partial chunk was not credited"
+                } else if clock::now_ns() >= chunk_end {
+                    " sent less than 512 bytes within --session-timeout; session killed"
                 } else {
                     " stalled; session killed"
                 };
@@ -463,6 +477,22 @@ fn stream_session(
             }
             Read::Interrupted => {}
         }
+    }
+}
+
+/// A read's wait: `per_read`, cut to what is left until `end` (ns).
+fn cut(per_read: u64, end: u64, now: u64) -> u64 {
+    per_read.min(end.saturating_sub(now))
+}
+
+/// `--session-timeout`: a duration, not 0.
+fn session_timeout(v: &str) -> Result<u64> {
+    match duration("session-timeout", v)? {
+        0 => Err(Error::new(
+            Status::Usage,
+            "--session-timeout 0 would end every session at once; give a time such as 2m",
+        )),
+        t => Ok(t),
     }
 }
 
@@ -936,6 +966,19 @@ mod tests {
         assert_eq!(Seconds::new(0).as_str(), "0.0");
         assert_eq!(Seconds::new(734_000_000).as_str(), "0.7");
         assert_eq!(Seconds::new(600 * NS + NS / 2).as_str(), "600.5");
+    }
+
+    #[test]
+    fn session_deadline_cuts_every_wait() {
+        // A fake clock: a server that sends a byte just before each stall
+        // timeout gets shorter and shorter waits, then none.
+        let s = NS;
+        let end = 100 * s + 120 * s;
+        assert_eq!(cut(60 * s, end, 100 * s), 60 * s);
+        assert_eq!(cut(60 * s, end, 159 * s), 60 * s);
+        assert_eq!(cut(60 * s, end, 218 * s), 2 * s);
+        assert_eq!(cut(60 * s, end, 220 * s), 0);
+        assert_eq!(cut(60 * s, end, 999 * s), 0);
     }
 
     #[test]

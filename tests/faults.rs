@@ -2061,3 +2061,113 @@ fn forced_command_refuses_everything_else_dropbear() {
 fn forced_command_refuses_everything_else_openssh() {
     forced_command_refuses_everything_else(Flavor::OpenSsh);
 }
+
+// --- Session deadlines against an SSH child that chatters or trickles -----
+
+/// Runs `client --once 64` (or with `extra` options) through a fake SSH
+/// client program `script` (a shell script named dbclient; it ignores its
+/// arguments). Real: the client, its watchdog and the child's pipes; fake:
+/// the SSH client, which stands in for a server or child that misbehaves.
+fn client_with_fake_ssh(name: &str, script: &str, extra: &[&str], limit: Duration) -> Run {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new(name);
+    let fake = dir.join("dbclient");
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = dropbear_key(&dir, "id", "ed25519");
+    let hk = dropbear_key(&dir, "hk", "ed25519").type_and_key();
+    let mut c = Command::new(bin());
+    c.args([
+        "client",
+        "--ssh",
+        fake.to_str().unwrap(),
+        "-i",
+        &key.private_str(),
+    ])
+    .args(["--host-key", &hk, "-p", "1"])
+    .args([
+        "--status-file",
+        &dir.s("run/status"),
+        "--seed-dir",
+        &dir.s("seed"),
+    ])
+    .args(extra)
+    .arg("127.0.0.1")
+    .stdin(Stdio::null());
+    run_limit(&mut c, limit)
+}
+
+/// An SSH child that keeps writing to stderr and never sends a byte is
+/// still timed out by the connect watchdog: stderr chatter does not restart
+/// its timeout. (Without that, this client never ends and is killed at 30 s.)
+#[test]
+fn stderr_chatter_does_not_restart_the_connect_watchdog() {
+    let r = client_with_fake_ssh(
+        "chatter",
+        "#!/bin/sh\nwhile :; do echo 'debug1: still here' >&2; sleep 0.2; done\n",
+        &["--connect-timeout", "2s", "--once", "64"],
+        Duration::from_secs(30),
+    );
+    r.code(69).stderr_has("debug1: still here");
+}
+
+/// A server that trickles one byte at a time, each well inside the stall
+/// timeout, is cut at --session-timeout: exit 69, nothing credited, the
+/// session killed. (Without the deadline, 64 bytes at this pace take 32 s
+/// and the client is killed at 20 s.)
+#[test]
+fn a_trickling_server_is_cut_at_the_session_timeout() {
+    let r = client_with_fake_ssh(
+        "trickle",
+        "#!/bin/sh\nwhile :; do head -c 1 /dev/urandom; sleep 0.5; done\n",
+        &[
+            "--stall-timeout",
+            "5s",
+            "--session-timeout",
+            "3s",
+            "--once",
+            "64",
+        ],
+        Duration::from_secs(20),
+    );
+    r.code(69)
+        .stderr_has("did not finish within --session-timeout; session killed");
+    assert!(!r.stderr.contains("credited 5"), "{}", r.explain());
+}
+
+/// Stream mode's minimum progress: a trickle that never fills a 512-byte
+/// chunk within --session-timeout ends the session (and the client goes on
+/// to back off and retry; it is stopped with SIGTERM here).
+#[test]
+fn stream_mode_needs_a_chunk_per_session_timeout() {
+    let r = client_with_fake_ssh(
+        "trickle-stream",
+        "#!/bin/sh\nwhile :; do head -c 1 /dev/urandom; sleep 0.2; done\n",
+        &[
+            "--mode",
+            "stream",
+            "--stall-timeout",
+            "5s",
+            "--session-timeout",
+            "2s",
+        ],
+        Duration::from_secs(8),
+    );
+    assert!(
+        r.stderr
+            .contains("sent less than 512 bytes within --session-timeout; session killed"),
+        "{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn session_timeout_zero_is_refused() {
+    let r = client_with_fake_ssh(
+        "session0",
+        "#!/bin/sh\nexit 1\n",
+        &["--session-timeout", "0", "--once", "64"],
+        Duration::from_secs(20),
+    );
+    r.code(64).stderr_has("--session-timeout 0");
+}
