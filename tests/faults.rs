@@ -2069,13 +2069,19 @@ fn forced_command_refuses_everything_else_openssh() {
 /// arguments). Real: the client, its watchdog and the child's pipes; fake:
 /// the SSH client, which stands in for a server or child that misbehaves.
 fn client_with_fake_ssh(name: &str, script: &str, extra: &[&str], limit: Duration) -> Run {
-    use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new(name);
+    run_limit(&mut fake_ssh_client(&dir, script, extra), limit)
+}
+
+/// The client command of `client_with_fake_ssh`, files in `dir` (status
+/// file `run/status`).
+fn fake_ssh_client(dir: &TempDir, script: &str, extra: &[&str]) -> Command {
+    use std::os::unix::fs::PermissionsExt;
     let fake = dir.join("dbclient");
     std::fs::write(&fake, script).unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let key = dropbear_key(&dir, "id", "ed25519");
-    let hk = dropbear_key(&dir, "hk", "ed25519").type_and_key();
+    let key = dropbear_key(dir, "id", "ed25519");
+    let hk = dropbear_key(dir, "hk", "ed25519").type_and_key();
     let mut c = Command::new(bin());
     c.args([
         "client",
@@ -2094,7 +2100,92 @@ fn client_with_fake_ssh(name: &str, script: &str, extra: &[&str], limit: Duratio
     .args(extra)
     .arg("127.0.0.1")
     .stdin(Stdio::null());
-    run_limit(&mut c, limit)
+    c
+}
+
+/// Runs the client of `fake_ssh_client` for `secs`, then SIGTERM; returns
+/// its exit status, its log and its status file.
+fn fake_ssh_daemon(
+    name: &str,
+    script: &str,
+    extra: &[&str],
+    secs: u64,
+) -> (i32, String, HashMap<String, String>) {
+    let dir = TempDir::new(name);
+    let log = dir.join("log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut child = fake_ssh_client(&dir, script, extra)
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(secs));
+    rustix::process::kill_process(Pid::from_raw(child.id() as i32).unwrap(), Signal::TERM).unwrap();
+    let out = wait_limit(&mut child, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("client ended by {}: {text}", out.status));
+    let st = std::fs::read_to_string(dir.join("run/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    (code, text, st)
+}
+
+/// Stream mode on a 5.18+ kernel whose CRNG is ready (this machine's, as
+/// checked first): a server that sends as fast as it can gets one 512-byte
+/// chunk taken per --reseed-interval, not gigabytes, and the status file
+/// counts no credit (the kernel's count cannot grow any more). Real: the
+/// kernel, its ioctls, the client; fake: the SSH client, a `cat` of urandom.
+#[test]
+fn stream_mode_on_a_ready_kernel_takes_a_chunk_per_reseed_interval() {
+    need_root();
+    let info = entropyservice::kernel::info();
+    assert!(
+        info.poolsize == 256 && info.crng_ready,
+        "needs a 5.18+ kernel with a ready CRNG: {info:?}"
+    );
+    let (code, log, st) = fake_ssh_daemon(
+        "stream-ready",
+        "#!/bin/sh
+exec cat /dev/urandom
+",
+        &["--mode", "stream", "--reseed-interval", "60s"],
+        4,
+    );
+    assert_eq!(code, 0, "{log}");
+    let n = |k: &str| -> u64 {
+        st.get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k}: {st:?}\n{log}"))
+    };
+    assert!(n("bytes_received") >= 512, "{st:?}\n{log}");
+    assert!(
+        n("bytes_received") <= 1024,
+        "stream mode took without bound: {st:?}\n{log}"
+    );
+    assert_eq!(n("bits_credited"), 0, "{st:?}\n{log}");
+}
+
+/// SIGTERM during a stream that delivered nothing ends the client (0)
+/// without saying that fetching from the server works.
+#[test]
+fn sigterm_on_a_silent_stream_does_not_claim_it_works() {
+    let (code, log, _) = fake_ssh_daemon(
+        "stream-silent",
+        "#!/bin/sh
+exec sleep 60
+",
+        &["--mode", "stream", "--connect-timeout", "30s"],
+        2,
+    );
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("starting in stream mode"), "{log}");
+    assert!(!log.contains(" works"), "{log}");
 }
 
 /// An SSH child that keeps writing to stderr and never sends a byte is
