@@ -2262,3 +2262,73 @@ fn session_timeout_zero_is_refused() {
     );
     r.code(64).stderr_has("--session-timeout 0");
 }
+
+/// An RSA host key that is not the pinned RSA key, through OpenSSH's ssh,
+/// against a real sshd and a real Dropbear that hold only that RSA key:
+/// exit 76 naming both fingerprints, never 69. (The session never reaches
+/// authentication, so no authorized_keys is needed.)
+#[test]
+fn rsa_pin_mismatch_through_ssh_is_76() {
+    need_root();
+    let dir = TempDir::new("rsa-pin");
+    let ossh_hk = openssh_key(&dir, "sshd_rsa", "rsa");
+    let db_hk = dropbear_key(&dir, "dropbear_rsa", "rsa");
+    let pinned = openssh_key(&dir, "pinned_rsa", "rsa");
+    let id = openssh_key(&dir, "id", "ed25519");
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    for (name, offered) in [("sshd", &ossh_hk), ("dropbear", &db_hk)] {
+        let port = free_port();
+        let mut server = if name == "sshd" {
+            let cfg = dir.join("sshd_config");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\nUsePAM no\n",
+                    offered.private.display()
+                ),
+            )
+            .unwrap();
+            Command::new(need("sshd"))
+                .args(["-D", "-e", "-f"])
+                .arg(&cfg)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        } else {
+            Command::new(need("dropbear"))
+                .args(["-F", "-E", "-s", "-p", &format!("127.0.0.1:{port}"), "-r"])
+                .arg(&offered.private)
+                .args(["-P", &dir.s("dropbear.pid")])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{name} did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let r = run(Command::new(bin())
+            .args(["client", "--ssh", need("ssh").to_str().unwrap()])
+            .args(["-p", &port.to_string(), "-i", &id.private_str()])
+            .args(["--host-key", &pinned.type_and_key()])
+            .args([
+                "--status-file",
+                &dir.s("run/status"),
+                "--seed-dir",
+                &dir.s("seed"),
+            ])
+            .args(["--once", "64", "127.0.0.1"]));
+        let _ = server.kill();
+        let _ = server.wait();
+        let fp = |k: &Keypair| {
+            entropyservice::hostkey::PublicKey::parse(&k.public_line)
+                .unwrap()
+                .fingerprint()
+        };
+        r.code(76).stderr_has(&fp(&pinned)).stderr_has(&fp(offered));
+    }
+}
