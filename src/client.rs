@@ -707,6 +707,7 @@ pub fn run(a: &cli::Client) -> Result<()> {
         return Ok(());
     }
     status::ensure_runtime_dir(&cfg.runtime)?;
+    status::check_status_dir(&cfg.status_file)?;
     let mut st = State {
         pid: std::process::id(),
         ..State::default()

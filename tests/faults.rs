@@ -2091,15 +2091,13 @@ fn fake_ssh_client(dir: &TempDir, script: &str, extra: &[&str]) -> Command {
         &key.private_str(),
     ])
     .args(["--host-key", &hk, "-p", "1"])
-    .args([
-        "--status-file",
-        &dir.s("run/status"),
-        "--seed-dir",
-        &dir.s("seed"),
-    ])
+    .args(["--seed-dir", &dir.s("seed")])
     .args(extra)
-    .arg("127.0.0.1")
     .stdin(Stdio::null());
+    if !extra.contains(&"--status-file") {
+        c.args(["--status-file", &dir.s("run/status")]);
+    }
+    c.arg("127.0.0.1");
     c
 }
 
@@ -2330,5 +2328,85 @@ fn rsa_pin_mismatch_through_ssh_is_76() {
                 .fingerprint()
         };
         r.code(76).stderr_has(&fp(&pinned)).stderr_has(&fp(offered));
+    }
+}
+
+/// The status file's temporary file is never followed: a link planted at
+/// `STATUS.tmp` (pointing at a file of root's) is replaced, its target left
+/// as it was, and the status file is written. Real: the client run as root,
+/// its SIGTERM path that writes the status; fake: the silent SSH client.
+#[test]
+fn status_temp_link_does_not_steer_the_write() {
+    need_root();
+    let dir = TempDir::new("status-link");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "root's file\n").unwrap();
+    std::fs::create_dir(dir.join("run")).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("run/status.tmp")).unwrap();
+    let log = dir.join("log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut child = fake_ssh_client(&dir, "#!/bin/sh\nexec sleep 60\n", &["--mode", "stream"])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    rustix::process::kill_process(Pid::from_raw(child.id() as i32).unwrap(), Signal::TERM).unwrap();
+    let out = wait_limit(&mut child, Duration::from_secs(10));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "root's file\n",
+        "{text}"
+    );
+    let st = std::fs::read_to_string(dir.join("run/status")).unwrap();
+    assert!(st.contains("state: stopped"), "{st}");
+}
+
+/// `--status-file` in a directory that is not this user's or root's (made by
+/// nobody through `setpriv --reuid`), or that others can write to (mode
+/// 1777, like /tmp), is refused at start with 78, even when `--runtime-dir`
+/// is elsewhere and private.
+#[test]
+fn status_file_directory_is_checked_with_a_separate_runtime_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    need_root();
+    let setpriv = need("setpriv");
+    let dir = TempDir::new("status-dir");
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let theirs = open.join("theirs");
+    run(Command::new(&setpriv)
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "mkdir",
+            "-m",
+            "0755",
+        ])
+        .arg(&theirs))
+    .ok();
+    for status_dir in [&open, &theirs] {
+        let status = status_dir.join("status");
+        let r = client_with_fake_ssh(
+            "status-dir-client",
+            "#!/bin/sh\nexit 1\n",
+            &[
+                "--status-file",
+                status.to_str().unwrap(),
+                "--runtime-dir",
+                &dir.s("rt"),
+                "--once",
+                "64",
+            ],
+            Duration::from_secs(20),
+        );
+        r.code(78).stderr_has("status file directory");
     }
 }
