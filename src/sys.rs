@@ -304,6 +304,28 @@ unsafe fn child_fail(report: libc::c_int) -> ! {
     }
 }
 
+/// Acts as `uid`/`gid` for everything that follows: supplementary groups
+/// set to `gid` alone, then the effective group and user ids. The real and
+/// saved ids stay as they were. Used by root before it touches files in a
+/// directory another user controls, so that user's links and swaps can only
+/// reach what they could reach themselves.
+pub fn act_as(uid: u32, gid: u32) -> Result<(), Errno> {
+    let groups = [gid as libc::gid_t];
+    // SAFETY: setgroups reads exactly one gid_t from a live local array.
+    if unsafe { libc::setgroups(1, groups.as_ptr()) } != 0 {
+        return Err(Errno::from_raw_os_error(errno()));
+    }
+    // SAFETY: setegid takes a plain integer; no memory is passed.
+    if unsafe { libc::setegid(gid as libc::gid_t) } != 0 {
+        return Err(Errno::from_raw_os_error(errno()));
+    }
+    // SAFETY: seteuid takes a plain integer; no memory is passed.
+    if unsafe { libc::seteuid(uid as libc::uid_t) } != 0 {
+        return Err(Errno::from_raw_os_error(errno()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,26 +379,4 @@ mod tests {
             Err(e) => panic!("RNDADDENTROPY failed: {e} (tests need root)"),
         }
     }
-}
-
-/// Acts as `uid`/`gid` for everything that follows: supplementary groups
-/// set to `gid` alone, then the effective group and user ids. The real and
-/// saved ids stay as they were. Used by root before it touches files in a
-/// directory another user controls, so that user's links and swaps can only
-/// reach what they could reach themselves.
-pub fn act_as(uid: u32, gid: u32) -> Result<(), Errno> {
-    let groups = [gid as libc::gid_t];
-    // SAFETY: setgroups reads exactly one gid_t from a live local array.
-    if unsafe { libc::setgroups(1, groups.as_ptr()) } != 0 {
-        return Err(Errno::from_raw_os_error(errno()));
-    }
-    // SAFETY: setegid takes a plain integer; no memory is passed.
-    if unsafe { libc::setegid(gid as libc::gid_t) } != 0 {
-        return Err(Errno::from_raw_os_error(errno()));
-    }
-    // SAFETY: seteuid takes a plain integer; no memory is passed.
-    if unsafe { libc::seteuid(uid as libc::uid_t) } != 0 {
-        return Err(Errno::from_raw_os_error(errno()));
-    }
-    Ok(())
 }
