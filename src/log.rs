@@ -17,10 +17,16 @@ fn is_journal_stream(var: Option<&str>, fd: impl rustix::fd::AsFd) -> bool {
     let Some((dev, ino)) = var.and_then(|v| v.split_once(':')) else {
         return false;
     };
-    match rustix::fs::fstat(fd) {
-        // st_dev and st_ino are not u64 on every target.
-        #[allow(clippy::unnecessary_cast)]
-        Ok(st) => dev.parse() == Ok(st.st_dev as u64) && ino.parse() == Ok(st.st_ino as u64),
+    // fstat through std, not rustix: on big-endian MIPS rustix's fstat looks
+    // statx up with dlsym, which links musl's PIC dlsym.s into the non-PIC
+    // binary (and 22 KB more).
+    use std::os::unix::fs::MetadataExt;
+    let st = fd
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|f| std::fs::File::from(f).metadata());
+    match st {
+        Ok(st) => dev.parse() == Ok(st.dev()) && ino.parse() == Ok(st.ino()),
         Err(_) => false,
     }
 }
