@@ -12,6 +12,8 @@ pub struct Top {
     pub cmd: Option<Cmd>,
 }
 
+// Parsed once at start-up: boxing the client's options would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 pub enum Cmd {
@@ -122,6 +124,9 @@ pub struct Client {
     /// longest silence inside a session before the child is killed (default 60s)
     #[argh(option, default = "String::from(\"60s\")")]
     pub stall_timeout: String,
+    /// longest whole `get N` session, and longest wait for each 512-byte chunk in stream mode (default 2m)
+    #[argh(option, default = "String::from(\"2m\")")]
+    pub session_timeout: String,
     /// least time between forced reseeds of a ready CRNG (default 60s)
     #[argh(option, default = "String::from(\"60s\")")]
     pub reseed_interval: String,

@@ -40,6 +40,7 @@ struct Config {
     get_bytes: usize,
     connect_timeout: u64,
     stall_timeout: u64,
+    session_timeout: u64,
     max_backoff: u64,
     low_water: u32,
     seed_dir: String,
@@ -252,6 +253,7 @@ fn config(a: &cli::Client) -> Result<Config> {
         get_bytes: a.get_bytes as usize,
         connect_timeout: duration("connect-timeout", &a.connect_timeout)?,
         stall_timeout: duration("stall-timeout", &a.stall_timeout)?,
+        session_timeout: session_timeout(&a.session_timeout)?,
         max_backoff: duration("max-backoff", &a.max_backoff)?,
         low_water: a.low_water,
         seed_dir: a
@@ -281,6 +283,7 @@ fn fetch_exact(
         cfg.connect_timeout / NS,
     )?;
     st.sessions += 1;
+    let end = clock::now_ns().saturating_add(cfg.session_timeout);
     let mut got = 0;
     while got < buf.len() {
         let timeout = if got == 0 {
@@ -288,6 +291,7 @@ fn fetch_exact(
         } else {
             cfg.stall_timeout
         };
+        let timeout = cut(timeout, end, clock::now_ns());
         match sess.read(&mut buf[got..], timeout)? {
             Read::Data(n) => got += n,
             Read::Eof => {
@@ -312,7 +316,9 @@ fn fetch_exact(
                 if let Some(e) = ssh_failure(sess, s, got == 0, !EOF) {
                     return Err(e);
                 }
-                let what = if got == 0 {
+                let what = if clock::now_ns() >= end {
+                    " did not finish within --session-timeout; session killed"
+                } else if got == 0 {
                     " sent nothing within the connect timeout"
                 } else {
                     " stalled; session killed"
@@ -409,10 +415,20 @@ fn stream_session(
     let mut got = 0usize;
     let mut first = true;
     let legacy = kernel::info().legacy();
+    let mut chunk_end = 0;
+    let mut last_chunk: Option<u64> = None;
     loop {
         if pending_signal().is_some() || done() {
             chunk.fill(0);
             return Ok(());
+        }
+        if !legacy && got == 0 {
+            if let Some(wait) = ready_pause(last_chunk, pool.reseed_interval(), clock::now_ns()) {
+                // Let the stream wait (SSH flow control holds the server
+                // back); a signal ends the wait.
+                clock::sleep_unless_signalled(wait);
+                continue;
+            }
         }
         if legacy && got == 0 && !first && kernel::info().entropy_avail >= cfg.low_water as i32 {
             // The pool is full enough: let the stream wait (SSH flow control
@@ -425,6 +441,11 @@ fn stream_session(
         } else {
             cfg.stall_timeout
         };
+        // Minimum progress: each chunk within --session-timeout.
+        if got == 0 {
+            chunk_end = clock::now_ns().saturating_add(cfg.session_timeout);
+        }
+        let timeout = cut(timeout, chunk_end, clock::now_ns());
         match sess.read(&mut chunk[got..], timeout)? {
             Read::Data(n) => {
                 first = false;
@@ -437,9 +458,13 @@ fn stream_session(
                         chunk.fill(0);
                         return Err(health_error(s, f));
                     }
+                    let room = credit_room(&kernel::info());
                     let r = pool.add(&chunk, cfg.bits_per_byte);
                     chunk.fill(0);
-                    st.bits_credited += r?;
+                    st.bits_credited += r?.min(room);
+                    if !legacy && kernel::crng_ready() {
+                        last_chunk = Some(clock::now_ns());
+                    }
                     pool.reseed(clock::now_ns())?;
                     st.reseeds = pool.totals.reseeds;
                     st.last_success = clock::wall_secs();
@@ -453,6 +478,8 @@ fn stream_session(
                 }
                 let what = if end == Read::Eof {
                     " closed the stream; the last partial chunk was not credited"
+                } else if clock::now_ns() >= chunk_end {
+                    " sent less than 512 bytes within --session-timeout; session killed"
                 } else {
                     " stalled; session killed"
                 };
@@ -463,6 +490,44 @@ fn stream_session(
             }
             Read::Interrupted => {}
         }
+    }
+}
+
+/// Stream mode on a kernel with a 256-bit pool (5.18+) whose CRNG is ready:
+/// nothing more can be credited and a reseed needs 32 bytes, so after a
+/// chunk (`last`) the next waits for the reseed interval. Returns how long
+/// to wait still, if at all.
+fn ready_pause(last: Option<u64>, interval: u64, now: u64) -> Option<u64> {
+    let end = last?.saturating_add(interval.max(NS));
+    (end > now).then(|| end - now)
+}
+
+/// What RNDADDENTROPY can still credit, as the kernel counts it: on a
+/// 256-bit pool (5.18+) what is missing to 256 bits before the CRNG is
+/// ready and nothing after; on older kernels the whole claim.
+fn credit_room(info: &kernel::Info) -> u64 {
+    if info.legacy() {
+        u64::MAX
+    } else if info.crng_ready {
+        0
+    } else {
+        (info.poolsize as i64 - info.entropy_avail.max(0) as i64).max(0) as u64
+    }
+}
+
+/// A read's wait: `per_read`, cut to what is left until `end` (ns).
+fn cut(per_read: u64, end: u64, now: u64) -> u64 {
+    per_read.min(end.saturating_sub(now))
+}
+
+/// `--session-timeout`: a duration, not 0.
+fn session_timeout(v: &str) -> Result<u64> {
+    match duration("session-timeout", v)? {
+        0 => Err(Error::new(
+            Status::Usage,
+            "--session-timeout 0 would end every session at once; give a time such as 2m",
+        )),
+        t => Ok(t),
     }
 }
 
@@ -642,6 +707,7 @@ pub fn run(a: &cli::Client) -> Result<()> {
         return Ok(());
     }
     status::ensure_runtime_dir(&cfg.runtime)?;
+    status::check_status_dir(&cfg.status_file)?;
     let mut st = State {
         pid: std::process::id(),
         ..State::default()
@@ -839,6 +905,8 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
                 }),
         };
         let wait = match r {
+            // A stream that a signal ended: it proves nothing about the server.
+            Ok(()) if pending_signal().is_some() => return finish(cfg, st),
             Ok(()) => {
                 if failing || !worked {
                     log::info_parts(&["fetching from ", &st.server, " works"]);
@@ -936,6 +1004,39 @@ mod tests {
         assert_eq!(Seconds::new(0).as_str(), "0.0");
         assert_eq!(Seconds::new(734_000_000).as_str(), "0.7");
         assert_eq!(Seconds::new(600 * NS + NS / 2).as_str(), "600.5");
+    }
+
+    #[test]
+    fn stream_on_a_ready_5_18_kernel_is_bounded_and_counts_no_credit() {
+        let s = NS;
+        assert_eq!(ready_pause(None, 60 * s, 5 * s), None);
+        assert_eq!(ready_pause(Some(10 * s), 60 * s, 10 * s), Some(60 * s));
+        assert_eq!(ready_pause(Some(10 * s), 60 * s, 69 * s), Some(s));
+        assert_eq!(ready_pause(Some(10 * s), 60 * s, 70 * s), None);
+        // --reseed-interval 0 still leaves a second between chunks.
+        assert_eq!(ready_pause(Some(10 * s), 0, 10 * s), Some(s));
+        let info = |poolsize, entropy_avail, crng_ready| kernel::Info {
+            poolsize,
+            entropy_avail,
+            crng_ready,
+        };
+        assert_eq!(credit_room(&info(256, 256, true)), 0);
+        assert_eq!(credit_room(&info(256, 100, false)), 156);
+        assert_eq!(credit_room(&info(256, -1, false)), 256);
+        assert_eq!(credit_room(&info(4096, 4096, true)), u64::MAX);
+    }
+
+    #[test]
+    fn session_deadline_cuts_every_wait() {
+        // A fake clock: a server that sends a byte just before each stall
+        // timeout gets shorter and shorter waits, then none.
+        let s = NS;
+        let end = 100 * s + 120 * s;
+        assert_eq!(cut(60 * s, end, 100 * s), 60 * s);
+        assert_eq!(cut(60 * s, end, 159 * s), 60 * s);
+        assert_eq!(cut(60 * s, end, 218 * s), 2 * s);
+        assert_eq!(cut(60 * s, end, 220 * s), 0);
+        assert_eq!(cut(60 * s, end, 999 * s), 0);
     }
 
     #[test]

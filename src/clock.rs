@@ -46,6 +46,33 @@ pub fn sleep_unless_signalled(ns: u64) -> bool {
 /// A random u32 for jitter (not for keys).
 pub fn jitter() -> u32 {
     let mut b = [0u8; 4];
-    let _ = crate::sys::getrandom(&mut b, crate::sys::GRND_INSECURE);
-    u32::from_ne_bytes(b)
+    let ok = crate::sys::getrandom(&mut b, crate::sys::GRND_INSECURE) == Ok(4)
+        || crate::sys::getrandom(&mut b, crate::sys::GRND_NONBLOCK) == Ok(4);
+    if ok {
+        u32::from_ne_bytes(b)
+    } else {
+        jitter_fallback(now_ns(), std::process::id())
+    }
+}
+
+/// Jitter where getrandom cannot give it without blocking (before Linux 5.6
+/// there is no GRND_INSECURE, and the CRNG may not be ready): the clock's
+/// nanoseconds and the pid, mixed, so routers that booted together still
+/// spread out.
+fn jitter_fallback(ns: u64, pid: u32) -> u32 {
+    let x = (ns ^ (u64::from(pid) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 32) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_fallback_varies_with_time_and_pid() {
+        let a = jitter_fallback(1_000_000_123, 42);
+        assert_ne!(a, jitter_fallback(1_000_000_124, 42));
+        assert_ne!(a, jitter_fallback(1_000_000_123, 43));
+        assert_ne!(jitter_fallback(0, 1), 0);
+    }
 }

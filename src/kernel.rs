@@ -99,6 +99,11 @@ impl Pool {
         })
     }
 
+    /// Least time between forced reseeds (--reseed-interval).
+    pub fn reseed_interval(&self) -> u64 {
+        self.reseed_interval_ns
+    }
+
     pub fn can_credit(&self) -> bool {
         self.can_credit
     }

@@ -211,14 +211,12 @@ impl SeedDir {
     pub fn save(&self) -> Result<bool> {
         let mut seed = [0u8; MAX_SEED];
         let len = seed_len();
-        let creditable = match getrandom(&mut seed[..len], GRND_NONBLOCK) {
-            Ok(_) => true,
-            Err(Errno::AGAIN) => {
-                getrandom(&mut seed[..len], GRND_INSECURE)
-                    .map_err(|e| Error::os(Status::Os, "getrandom failed", e))?;
-                false
+        let creditable = match fill_seed(&mut seed[..len]) {
+            Ok(c) => c,
+            Err(e) => {
+                seed.fill(0);
+                return Err(e);
             }
-            Err(e) => return Err(Error::os(Status::Os, "getrandom failed", e)),
         };
         let tmp = self.file(TEMP);
         let r = self.write_temp(&tmp, &seed[..len]);
@@ -440,6 +438,58 @@ pub fn run(a: &cli::Seed) -> Result<()> {
             ")",
         ]),
         None => log::info_parts(&["seed save: new seed written (", kind, ")"]),
+    }
+    Ok(())
+}
+
+/// Fills a new seed and says whether it is creditable, as busybox seedrng
+/// does: creditable only if getrandom(GRND_NONBLOCK) filled it all (the
+/// CRNG is ready); else getrandom(GRND_INSECURE), and where that is missing
+/// (before Linux 5.6: EINVAL) or falls short, /dev/urandom (which never
+/// blocks on those kernels). Short results are continued until the buffer
+/// is full: no unfilled tail is ever saved.
+fn fill_seed(buf: &mut [u8]) -> Result<bool> {
+    if fill_all(buf, GRND_NONBLOCK).is_ok() {
+        return Ok(true);
+    }
+    if fill_all(buf, GRND_INSECURE).is_ok() {
+        return Ok(false);
+    }
+    read_urandom(buf)?;
+    Ok(false)
+}
+
+/// getrandom until `buf` is full; a result of 0 is an error (EIO).
+fn fill_all(buf: &mut [u8], flags: u32) -> core::result::Result<(), Errno> {
+    let mut off = 0;
+    while off < buf.len() {
+        match getrandom(&mut buf[off..], flags) {
+            Ok(0) => return Err(Errno::IO),
+            Ok(n) => off += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Fills `buf` from /dev/urandom, which must be a character device.
+fn read_urandom(buf: &mut [u8]) -> Result<()> {
+    const PATH: &str = "/dev/urandom";
+    let err = |e| Error::os(Status::Os, "cannot read /dev/urandom for a new seed", e);
+    let fd = rustix::fs::open(
+        PATH,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    let mut f = File::from(fd);
+    let is_dev = f.metadata().map(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_char_device()
+    });
+    if !matches!(is_dev, Ok(true)) || read_up_to(&mut f, buf) != buf.len() {
+        return Err(err(Errno::IO));
     }
     Ok(())
 }

@@ -81,8 +81,9 @@ fn open_audit(path: &str) -> Option<std::fs::File> {
         .append(true)
         .create(true)
         .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
+        .and_then(regular_file)
     {
         Ok(f) => Some(f),
         Err(e) => {
@@ -98,6 +99,17 @@ fn open_audit(path: &str) -> Option<std::fs::File> {
             log::syslog(log::LOG_WARNING, &e.msg);
             None
         }
+    }
+}
+
+/// The audit file must be a regular file: opened without following a link
+/// and without blocking on a FIFO, then checked, so neither can steer or
+/// stall a session.
+fn regular_file(f: std::fs::File) -> std::io::Result<std::fs::File> {
+    if f.metadata()?.file_type().is_file() {
+        Ok(f)
+    } else {
+        Err(std::io::Error::other("not a regular file"))
     }
 }
 

@@ -760,6 +760,56 @@ fn replace_file(path: &str, dir: &str, text: &[u8], meta: Option<(u32, u32, u32)
     fsync_dir(dir)
 }
 
+/// Root about to read and write files under `dir`, a path that another user
+/// controls in part (owns `dir`, a parent, or a link on the way): from now
+/// on act as that user (effective uid, the directory's group, no other
+/// groups). A link they plant (~/.ssh to a root-only directory, or
+/// authorized_keys swapped for a link to a root-only file between the check
+/// and the open) then reaches only what they could reach themselves.
+/// Refuses a path that two other users control.
+fn act_as_path_owner(dir: &str) -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    let mut full = String::new();
+    if !dir.starts_with('/') {
+        let cwd = std::env::current_dir()
+            .map_err(|e| Error::os(Status::Os, "cannot get the current directory", e))?;
+        full.push_str(&cwd.to_string_lossy());
+    }
+    full.push('/');
+    full.push_str(dir);
+    let mut owner: Option<(u32, u32)> = None;
+    let mut prefix = String::new();
+    for part in full.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        let Ok(m) = std::fs::symlink_metadata(&prefix) else {
+            break;
+        };
+        if m.uid() == 0 {
+            continue;
+        }
+        match owner {
+            Some((u, _)) if u != m.uid() => {
+                return Err(Error::new(
+                    Status::NoPerm,
+                    msg(&[
+                        dir,
+                        " lies under directories or links of two different users; pass an --authorized-keys path that root or its owner alone controls",
+                    ]),
+                ))
+            }
+            _ => owner = Some((m.uid(), m.gid())),
+        }
+    }
+    match owner {
+        Some((uid, gid)) => crate::sys::act_as(uid, gid)
+            .map_err(|e| Error::os(Status::Os, &msg(&["cannot act as the owner of ", dir]), e)),
+        None => Ok(()),
+    }
+}
+
 pub fn authorize(a: &Authorize) -> Result<()> {
     let command = forced_command(a)?;
     let key = read_public_key(&a.key)?;
@@ -804,6 +854,7 @@ pub fn authorize(a: &Authorize) -> Result<()> {
     }
 
     let dir = parent_dir(&path);
+    act_as_path_owner(dir)?;
     if !a.dry_run {
         ensure_key_dir(dir)?;
     }

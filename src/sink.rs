@@ -33,13 +33,14 @@ pub fn run(a: &cli::Sink) -> Result<()> {
     let mut got = 0;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let ts = rustix::time::Timespec {
-        tv_sec: STALL_S as _,
-        tv_nsec: 0,
-    };
+    let start = clock::now_ns();
     while got <= max {
+        let Some(ts) = input_wait(start, clock::now_ns()) else {
+            return Err(late());
+        };
         let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
         match poll(&mut fds, Some(&ts)) {
+            Ok(0) if input_wait(start, clock::now_ns()).is_none() => return Err(late()),
             Ok(0) => {
                 return Err(Error::new(
                     Status::Data,
@@ -70,6 +71,28 @@ pub fn run(a: &cli::Sink) -> Result<()> {
     ]);
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
     Ok(())
+}
+
+/// Longest time for the whole input, however it trickles in.
+const INPUT_S: u64 = 120;
+
+fn late() -> Error {
+    Error::new(
+        Status::Data,
+        "input did not end within 120 s; nothing credited",
+    )
+}
+
+/// The next poll's wait on stdin: the stall limit, cut to what is left of
+/// the whole-input deadline; None once that has passed.
+fn input_wait(start_ns: u64, now_ns: u64) -> Option<rustix::time::Timespec> {
+    let end = start_ns.saturating_add(INPUT_S * 1_000_000_000);
+    let left = end.checked_sub(now_ns).filter(|&l| l > 0)?;
+    let w = left.min(STALL_S as u64 * 1_000_000_000);
+    Some(rustix::time::Timespec {
+        tv_sec: (w / 1_000_000_000) as _,
+        tv_nsec: (w % 1_000_000_000) as _,
+    })
 }
 
 fn check_and_credit(
@@ -114,4 +137,29 @@ fn check_and_credit(
     let credited = pool.add(data, bpb)?;
     let reseeded = pool.reseed(clock::now_ns())?;
     Ok((credited, reseeded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn sink_input_has_a_deadline_for_the_whole_input() {
+        // A fake clock: a byte every 29 s never trips the 30 s stall limit,
+        // but the waits shrink to the 120 s deadline and then stop.
+        let start = 1000 * S;
+        assert_eq!(input_wait(start, start).map(|t| t.tv_sec), Some(30));
+        assert_eq!(
+            input_wait(start, start + 29 * S).map(|t| t.tv_sec),
+            Some(30)
+        );
+        assert_eq!(
+            input_wait(start, start + 110 * S).map(|t| t.tv_sec),
+            Some(10)
+        );
+        assert!(input_wait(start, start + 120 * S).is_none());
+        assert!(input_wait(start, start + 4000 * S).is_none());
+    }
 }

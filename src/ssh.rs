@@ -550,12 +550,13 @@ impl Session {
 
     /// Waits up to `timeout_ns` for bytes on the child's stdout, collecting
     /// its stderr meanwhile. Blocking reads, with poll as the watchdog.
+    /// The timeout is for the whole call: stderr chatter does not restart it.
     pub fn read(&mut self, buf: &mut [u8], timeout_ns: u64) -> Result<Read> {
-        let ts = rustix::time::Timespec {
-            tv_sec: (timeout_ns / 1_000_000_000) as _,
-            tv_nsec: (timeout_ns % 1_000_000_000) as _,
-        };
+        let end = crate::clock::now_ns().saturating_add(timeout_ns);
         loop {
+            let Some(ts) = time_left(end, crate::clock::now_ns()) else {
+                return Ok(Read::Timeout);
+            };
             let (out_ready, err_ready) = {
                 let mut fds: heapless::Vec<PollFd<'_>, 2> = heapless::Vec::new();
                 let _ = fds.push(PollFd::new(&self.out, PollFlags::IN));
@@ -690,6 +691,16 @@ impl Drop for Session {
 
 /// Classifies an SSH failure from the child's stderr. Host-key failures get
 /// a message naming both fingerprints.
+/// What is left of a wait that ends at `end` (ns), as poll's timeout;
+/// None once it has passed.
+fn time_left(end: u64, now: u64) -> Option<rustix::time::Timespec> {
+    let left = end.checked_sub(now).filter(|&l| l > 0)?;
+    Some(rustix::time::Timespec {
+        tv_sec: (left / 1_000_000_000) as _,
+        tv_nsec: (left % 1_000_000_000) as _,
+    })
+}
+
 pub fn diagnose(s: &Server, stderr: &str) -> Error {
     let hk = [
         "mismatch",
@@ -848,5 +859,14 @@ mod tests {
         assert!(!std::path::Path::new(&home).exists());
         assert!(std::path::Path::new(&format!("{d}/keep")).exists());
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn read_waits_only_for_what_is_left_of_its_timeout() {
+        let s = 1_000_000_000u64;
+        let t = time_left(10 * s, 7 * s + 5).unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (2, 999_999_995));
+        assert!(time_left(10 * s, 10 * s).is_none());
+        assert!(time_left(10 * s, 11 * s).is_none());
     }
 }

@@ -33,6 +33,50 @@ pub fn ensure_runtime_dir(dir: &str) -> Result<()> {
     })
 }
 
+/// Creates the status file's temporary file afresh: a link or FIFO planted
+/// there is removed (never followed, never opened), and one planted again
+/// in between makes the open fail (O_EXCL, O_NOFOLLOW) instead of steering
+/// the write.
+fn create_temp(tmp: &str) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(tmp)
+}
+
+/// Refuses a status file whose directory is a link, or belongs to another
+/// user than this one or root, or that group or others can write to: there
+/// a planted link or file could steer the client's writes (the runtime
+/// directory is checked on its own; `--status-file` may point elsewhere).
+pub fn check_status_dir(status_file: &str) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = match status_file.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((d, _)) => d,
+        None => ".",
+    };
+    let _ = std::fs::create_dir_all(dir);
+    let uid = rustix::process::getuid().as_raw();
+    let ok = std::fs::symlink_metadata(dir).is_ok_and(|m| {
+        m.is_dir() && (m.uid() == uid || m.uid() == 0) && m.permissions().mode() & 0o022 == 0
+    });
+    if ok {
+        return Ok(());
+    }
+    Err(Error::new(
+        Status::Config,
+        msg(&[
+            "status file directory ",
+            dir,
+            " is a link, not a directory, another user's, or writable by group or others; choose another --status-file",
+        ]),
+    ))
+}
+
 /// Whether `dir` is on a RAM file system (tmpfs or ramfs), where writing
 /// the status file on every top-up costs no flash write.
 pub fn on_ram_fs(dir: &str) -> bool {
@@ -128,7 +172,7 @@ impl State {
             let _ = std::fs::create_dir_all(dir);
         }
         let tmp = msg(&[path, ".tmp"]);
-        let r = std::fs::File::create(&tmp)
+        let r = create_temp(&tmp)
             .and_then(|mut f| f.write_all(self.text().as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, path));
         r.map_err(|e| {

@@ -452,6 +452,37 @@ unsafe impl core::alloc::GlobalAlloc for SmallAlloc {
     }
 }
 
+/// Acts as `uid`/`gid` for everything that follows: supplementary groups
+/// set to `gid` alone, then the effective group and user ids. The real and
+/// saved ids stay as they were. Used by root before it touches files in a
+/// directory another user controls, so that user's links and swaps can only
+/// reach what they could reach themselves. Raw system calls, which change
+/// only the calling thread: call it while the process has one thread (musl's
+/// setgroups/seteuid would link its all-threads machinery, a few KB).
+pub fn act_as(uid: u32, gid: u32) -> Result<(), Errno> {
+    #[cfg(not(any(target_arch = "arm", target_arch = "x86")))]
+    use libc::{
+        SYS_setgroups as SETGROUPS, SYS_setresgid as SETRESGID, SYS_setresuid as SETRESUID,
+    };
+    #[cfg(any(target_arch = "arm", target_arch = "x86"))]
+    use libc::{
+        SYS_setgroups32 as SETGROUPS, SYS_setresgid32 as SETRESGID, SYS_setresuid32 as SETRESUID,
+    };
+    let groups = [gid as libc::gid_t];
+    let keep = -1 as libc::c_long;
+    // SAFETY: setgroups reads exactly one gid_t from a live local array;
+    // setresgid and setresuid take plain integers (-1: leave unchanged).
+    let failed = unsafe {
+        libc::syscall(SETGROUPS, 1 as libc::c_long, groups.as_ptr()) != 0
+            || libc::syscall(SETRESGID, keep, gid as libc::c_long, keep) != 0
+            || libc::syscall(SETRESUID, keep, uid as libc::c_long, keep) != 0
+    };
+    if failed {
+        return Err(Errno::from_raw_os_error(errno()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use core::alloc::{GlobalAlloc, Layout};

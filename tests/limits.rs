@@ -1598,3 +1598,54 @@ fn auto_source_ignores_a_regular_file_at_dev_hwrng() {
     let start = events.iter().find(|e| e.what == "start").unwrap();
     assert!(start.line.contains(" source=getrandom "), "{}", start.line);
 }
+
+/// `--audit-file` in a directory another user (nobody, through `setpriv
+/// --reuid`) controls: a FIFO planted there with no reader must not block
+/// the session (before, every session hung in open until SIGKILL), and a
+/// link planted there must not steer root's appends into its target. The
+/// session still runs and its lines go to syslog only.
+#[test]
+fn audit_file_fifo_or_link_neither_blocks_nor_steers() {
+    need_root();
+    let setpriv = need("setpriv");
+    let dir = TempDir::new("audit-plant");
+    let theirs = dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    rustix::fs::chown(
+        &theirs,
+        Some(rustix::process::Uid::from_raw(65534)),
+        Some(rustix::process::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    std::fs::set_permissions(&dir.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "root's file\n").unwrap();
+    let plant = format!(
+        "mkfifo {0}/fifo && ln -s {1} {0}/link",
+        theirs.display(),
+        victim.display()
+    );
+    run(Command::new(&setpriv).args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        &plant,
+    ]))
+    .ok();
+    let lock = dir.s("lock");
+    for name in ["fifo", "link"] {
+        let audit = theirs.join(name);
+        let r = direct_run(
+            &["--lock-dir", &lock, "--audit-file", audit.to_str().unwrap()],
+            "get 64",
+            Some("127.0.0.1 5000 127.0.0.1 22"),
+        );
+        r.ok();
+        assert_eq!(r.raw_stdout.len(), 64, "{name}: {}", r.explain());
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file\n");
+}

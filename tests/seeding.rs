@@ -726,3 +726,119 @@ fn measure_topup_cost() {
         6.0 * sw as f64 / n as f64,
     );
 }
+
+/// A seed `save` whose getrandom is answered short once (strace's injected
+/// `retval=1`: the kernel is skipped and claims one byte) still writes a
+/// full seed: the short result is continued, not saved with a zero tail.
+/// Real: the binary, the kernel's getrandom for every other call; injected:
+/// the one short answer.
+#[test]
+fn a_short_getrandom_never_leaves_a_zero_tail_in_a_seed() {
+    let strace = need("strace");
+    let dir = TempDir::new("seedshort");
+    let sd = dir.s("seed");
+    // The save's getrandom is the first call that asks for a seed's length.
+    for when in 1..=2 {
+        let _ = std::fs::remove_dir_all(&sd);
+        let r = run(Command::new(&strace)
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=getrandom",
+                "-e",
+            ])
+            .arg(format!("inject=getrandom:retval=1:when={when}"))
+            .args([bin(), "seed", "save", "--seed-dir", &sd]));
+        r.ok();
+        let files = seed_files(&sd);
+        assert_eq!(files.len(), 1, "{files:?}\n{}", r.explain());
+        let seed = files.values().next().unwrap();
+        assert!(seed.len() >= 32, "{files:?}");
+        let zeros = seed.iter().filter(|&&b| b == 0).count();
+        // One skipped byte may stay 0; a zero tail would be most of the seed.
+        assert!(
+            zeros <= 4,
+            "{zeros} zero bytes in a {}-byte seed (short getrandom saved as is)\n{}",
+            seed.len(),
+            r.explain()
+        );
+    }
+}
+
+/// A Linux older than 5.6 whose CRNG is not ready: getrandom(GRND_NONBLOCK)
+/// answers EAGAIN and there is no GRND_INSECURE (EINVAL). A seccomp filter
+/// (installed by python3 through ctypes, then exec'd into the binary) makes
+/// this kernel answer so; the rest is real. `seed load` must still leave a
+/// seed for the next boot (from /dev/urandom, not creditable, as busybox
+/// seedrng does), and `seed save` must succeed.
+#[test]
+fn before_5_6_a_seed_comes_from_urandom_and_a_boot_always_leaves_one() {
+    need_root();
+    let py = need("python3");
+    assert_eq!(
+        std::env::consts::ARCH,
+        "x86_64",
+        "the filter below is for x86_64"
+    );
+    let dir = TempDir::new("seedold");
+    let sd = dir.s("seed");
+    write_seed(&sd, "seed.credit", 32);
+    let old_kernel = |action: &str| {
+        run(Command::new(&py).args([
+            "-c",
+            OLD_GETRANDOM,
+            bin(),
+            "seed",
+            action,
+            "--seed-dir",
+            &sd,
+        ]))
+    };
+    let r = old_kernel("load");
+    r.ok().stderr_has("not creditable: the CRNG is not ready");
+    assert_eq!(load_totals(&r), (32, 256), "{}", r.explain());
+    let files = seed_files(&sd);
+    let keys: HashSet<&str> = files.keys().map(|k| k.as_str()).collect();
+    assert_eq!(keys, HashSet::from(["seed.no-credit"]), "{}", r.explain());
+    let s = &files["seed.no-credit"];
+    assert!(
+        s.len() >= 32 && s.iter().filter(|&&b| b == 0).count() <= 4,
+        "{s:?}"
+    );
+
+    let r = old_kernel("save");
+    r.ok()
+        .stderr_has("seed save: new seed written (not creditable");
+    assert_ne!(
+        &seed_files(&sd)["seed.no-credit"],
+        s,
+        "the seed was not renewed"
+    );
+}
+
+/// python3: installs a seccomp filter under which getrandom answers like a
+/// pre-5.6 kernel before the CRNG is ready (GRND_INSECURE: EINVAL,
+/// GRND_NONBLOCK: EAGAIN), then execs argv[1:].
+const OLD_GETRANDOM: &str = r#"
+import ctypes, os, struct, sys
+def ins(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
+LD, JEQ, JSET, RET = 0x20, 0x15, 0x45, 0x06
+ALLOW, ERRNO = 0x7fff0000, 0x00050000
+prog = b"".join([
+    ins(LD, 0, 0, 4), ins(JEQ, 0, 5, 0xc000003e),
+    ins(LD, 0, 0, 0), ins(JEQ, 0, 3, 318),
+    ins(LD, 0, 0, 32), ins(JSET, 2, 0, 4), ins(JSET, 2, 0, 1),
+    ins(RET, 0, 0, ALLOW), ins(RET, 0, 0, ERRNO | 22), ins(RET, 0, 0, ERRNO | 11),
+])
+buf = ctypes.create_string_buffer(prog)
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fp = Fprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fp), 0, 0) != 0:
+    sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[1], sys.argv[1:])
+"#;

@@ -1142,3 +1142,180 @@ fn readme_one_machine_recipe_works() {
     }
     assert_no_ssh_client_for(port.parse().unwrap());
 }
+
+/// A home directory that belongs to nobody (uid 65534), next to a directory
+/// only root can read holding a secret. Returns (home, root-only dir, secret).
+fn user_home_and_secret(
+    t: &TempDir,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    need_root();
+    std::fs::set_permissions(&t.path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = t.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let root_only = t.join("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret = root_only.join("secret");
+    std::fs::write(&secret, "SECRET-ROOT-ONLY\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    (home, root_only, secret)
+}
+
+/// Runs `script` with sh as nobody (`setpriv --reuid 65534`).
+fn as_nobody(script: &str) -> Command {
+    let mut c = Command::new(need("setpriv"));
+    c.args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        script,
+    ]);
+    c
+}
+
+/// A user's ~/.ssh that is a link to a directory only root can write: root
+/// running `authorize` for that user's authorized_keys must not create a
+/// file there (it acts as the user, who cannot).
+#[test]
+fn authorize_as_root_does_not_follow_a_users_ssh_link() {
+    let t = TempDir::new("authorize-ssh-link");
+    let (home, root_only, _) = user_home_and_secret(&t);
+    let key = openssh_key(&t, "k", "ed25519");
+    run(&mut as_nobody(&format!(
+        "ln -s {} {}/.ssh",
+        root_only.display(),
+        home.display()
+    )))
+    .ok();
+    let ak = home.join(".ssh/authorized_keys");
+    let r = run(&mut es(&[
+        "authorize",
+        "--authorized-keys",
+        &ak.to_string_lossy(),
+        "--client",
+        "u1",
+        "--binary",
+        bin(),
+        &key.public_line,
+    ]));
+    r.code(73).one_line_error();
+    let names: Vec<_> = std::fs::read_dir(&root_only)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["secret"], "{}", r.explain());
+}
+
+/// The user swaps their authorized_keys for a link to a root-only file and
+/// back every millisecond while root runs `authorize --replace` for them 40
+/// times, each of its opens held up 30 ms by strace: the secret never appears in a
+/// file the user can read. (Checking the file with lstat and then opening
+/// it by name lost this race in about one run of three.) Real: the kernel,
+/// two uids, the binary; strace only slows it down.
+#[test]
+fn authorize_as_root_never_copies_a_file_swapped_in_by_the_user() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let t = TempDir::new("authorize-swap");
+    let (home, _, secret) = user_home_and_secret(&t);
+    let key = openssh_key(&t, "k", "ed25519");
+    let ssh = home.join(".ssh");
+    let leaked = home.join("leaked");
+    run(&mut as_nobody(&format!(
+        "mkdir -m 700 {0} && echo '# keys' > {0}/good",
+        ssh.display()
+    )))
+    .ok();
+    // A tight loop (python3, no process per step): a fresh regular file
+    // and a link to the secret take turns at authorized_keys.
+    let mut swapper = Command::new(need("setpriv"));
+    swapper
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        // Debian's own python3: nobody may not reach one under /root.
+        .args(["/usr/bin/python3", "-c", SWAP_PY])
+        .arg(&ssh)
+        .arg(&secret)
+        .arg(&leaked);
+    let mut swapper = swapper
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ak = ssh.join("authorized_keys");
+    let mut wrote = 0;
+    for _ in 0..40 {
+        // strace holds every openat for 30 ms: the gap between a check of
+        // the name and its open is then wide enough for the swap to land.
+        let r = run(Command::new(need("strace"))
+            .args(["-qq", "-o", "/dev/null", "-e", "trace=openat"])
+            .args(["-e", "inject=openat:delay_enter=30000", bin()])
+            .args([
+                "authorize",
+                "--replace",
+                "--authorized-keys",
+                &ak.to_string_lossy(),
+                "--client",
+                "u2",
+                "--binary",
+                bin(),
+                &key.public_line,
+            ]));
+        if r.status == Some(0) {
+            wrote += 1;
+        }
+        // What the user can read there (a link is not followed).
+        let mut text = Vec::new();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&ak)
+        {
+            let _ = f.read_to_end(&mut text);
+        }
+        if String::from_utf8_lossy(&text).contains("SECRET") || leaked.exists() {
+            let _ = swapper.kill();
+            panic!("the root-only file was copied into the user's authorized_keys");
+        }
+    }
+    let alive = swapper.try_wait().unwrap().is_none();
+    let _ = swapper.kill();
+    let _ = swapper.wait();
+    assert!(
+        alive,
+        "the swapping loop (nobody's python3) was not running"
+    );
+    assert!(wrote > 0, "no authorize run got through at all");
+}
+
+/// python3 DIR SECRET LEAKED: swaps DIR/authorized_keys between a regular
+/// file and a link to SECRET forever; creates LEAKED if it ever reads the
+/// secret through a regular file there.
+const SWAP_PY: &str = r##"
+import os, sys, time
+d, secret, leaked = sys.argv[1:4]
+os.chdir(d)
+def check():
+    # Whatever root may have renamed in, read before it is replaced.
+    try:
+        fd = os.open("authorized_keys", os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    with os.fdopen(fd) as f:
+        if "SECRET" in f.read():
+            open(leaked, "w").close()
+while True:
+    check()
+    os.symlink(secret, "l")
+    os.replace("l", "authorized_keys")
+    time.sleep(0.001)
+    with open("n", "w") as f:
+        f.write("# keys\n")
+    check()
+    os.replace("n", "authorized_keys")
+    time.sleep(0.001)
+"##;
