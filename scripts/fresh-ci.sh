@@ -33,7 +33,9 @@
 # target/fresh-ci/run.log.
 #
 # Environment: FRESH_CI_IMAGE (default debian:bookworm, made by base_image if
-# missing), FRESH_CI_TIMEOUT (seconds, default 3600).
+# missing), FRESH_CI_TIMEOUT (seconds, default 3600), FRESH_CI_FROM (passed
+# on as ES_TEST_FROM: scripts/test.sh skips its stages before that one; a
+# full run is the proof, this reruns the tail of a failed one).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -77,6 +79,7 @@ for t in rustup cargo; do
 done
 git ls-files -z --cached --others --exclude-standard \
     | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done >"$STATE/files"
+printf '%s' "${FRESH_CI_FROM:-}" >"$STATE/from"
 
 # What runs in the container, as root.
 cat >"$STATE/inside.sh" <<'EOF'
@@ -106,6 +109,7 @@ done
 mkdir -p /root/entropyservice
 (cd /src && tar --null -T /fresh-ci/files -c -f - | tar -x -C /root/entropyservice -f -)
 export PATH=/root/.cargo/bin:$PATH CI=true ES_FRESH_CI=1
+[ -f /fresh-ci/from ] && ES_TEST_FROM=$(cat /fresh-ci/from) && export ES_TEST_FROM
 rustc -V && cargo -V
 echo "=== fresh container: apt sources, CA certificates, toolchain overlays: $((SECONDS - t0)) s"
 cd /root/entropyservice
@@ -121,6 +125,7 @@ timeout --kill-after=30 "$LIMIT" docker run --rm --name "$NAME" --network host \
     $(docker_run_flags) $(docker_ca_flags) \
     -v "$STATE/rustup":/host/rustup:ro -v "$STATE/cargo":/host/cargo:ro \
     -v "$ROOT":/src:ro -v "$STATE/files":/fresh-ci/files:ro -v "$STATE/inside.sh":/fresh-ci/inside.sh:ro \
+    -v "$STATE/from":/fresh-ci/from:ro \
     "$IMAGE" bash /fresh-ci/inside.sh </dev/null 2>&1 | tee "$LOG"
 RC=${PIPESTATUS[0]}
 set -e

@@ -5,12 +5,19 @@
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh host       # only the host cargo tests and shell tests
+#   ES_TEST_FROM="cross builds" scripts/test.sh   # from that stage on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "error: the tests need root (CI runs as root)" >&2; exit 77; }
 
+# ES_TEST_FROM=PREFIX skips the stages before the first whose name starts
+# with PREFIX (to rerun the tail of a failed run).
+FROM=${ES_TEST_FROM:-}
 stage() {
   local name=$1; shift
+  if [ -n "$FROM" ]; then
+    case "$name" in "$FROM"*) FROM= ;; *) echo "=== $name: skipped (ES_TEST_FROM)"; return 0 ;; esac
+  fi
   local t0=$SECONDS
   echo "=== $name"
   "$@"

@@ -783,26 +783,30 @@ pub fn diagnose(s: &Server, stderr: &str) -> Error {
 }
 
 /// Checks a user-supplied host and user for use as SSH arguments.
+/// `HOST:PORT` split in two (one colon, digits after it; an IPv6 address
+/// has more colons), which ssh would take as a host name.
+pub fn host_with_port(host: &str) -> Option<(&str, &str)> {
+    let (h, port) = host.split_once(':')?;
+    (!h.is_empty()
+        && !port.is_empty()
+        && !port.contains(':')
+        && port.bytes().all(|b| b.is_ascii_digit()))
+    .then_some((h, port))
+}
+
 pub fn check_target(host: &str, user: &str) -> Result<()> {
-    // HOST:PORT (one colon, digits after it; an IPv6 address has more colons).
-    if let Some((h, port)) = host.split_once(':') {
-        if !h.is_empty()
-            && !port.contains(':')
-            && !port.is_empty()
-            && port.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(Error::new(
-                Status::Usage,
-                msg(&[
-                    "HOST:PORT is not understood (",
-                    host,
-                    "): give the port with -p, e.g. -p ",
-                    port,
-                    " ",
-                    h,
-                ]),
-            ));
-        }
+    if let Some((h, port)) = host_with_port(host) {
+        return Err(Error::new(
+            Status::Usage,
+            msg(&[
+                "HOST:PORT is not understood (",
+                host,
+                "): give the port with -p, e.g. -p ",
+                port,
+                " ",
+                h,
+            ]),
+        ));
     }
     if !parse::is_safe_host(host) {
         return Err(Error::new(

@@ -8,7 +8,7 @@
 #![no_main]
 
 use entropyservice::parse::{decimal, duration_ns, is_safe_host, is_safe_name, user_host};
-use entropyservice::ssh::{check_runtime_dir, check_target};
+use entropyservice::ssh::{check_runtime_dir, check_target, host_with_port};
 use libfuzzer_sys::fuzz_target;
 
 /// How OpenSSH (misc.c argv_split, 8.7+) splits an option's value into
@@ -154,7 +154,11 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!s.contains('@'));
                 }
             }
-            assert!(check_target(h, user.unwrap_or("root")).is_ok());
+            // Accepted unless it is HOST:PORT (refused with -p advice).
+            assert_eq!(
+                check_target(h, user.unwrap_or("root")).is_ok(),
+                host_with_port(h).is_none()
+            );
         }
         None => {
             // Rejected only when some part is unsafe.
@@ -167,7 +171,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some((u, h)) = s.split_once('@') {
         assert_eq!(
             check_target(h, u).is_ok(),
-            is_safe_host(h) && is_safe_name(u)
+            is_safe_host(h) && is_safe_name(u) && host_with_port(h).is_none()
         );
     }
 

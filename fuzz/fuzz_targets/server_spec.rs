@@ -10,10 +10,10 @@
 //! Input: the spec text.
 #![no_main]
 
-use entropyservice::hostkey::PublicKey;
 use entropyservice::client::parse_server_spec;
+use entropyservice::hostkey::PublicKey;
 use entropyservice::parse;
-use entropyservice::ssh::{arguments, check_target, Flavor, Program, Server};
+use entropyservice::ssh::{arguments, check_target, host_with_port, Flavor, Program, Server};
 use libfuzzer_sys::fuzz_target;
 
 const COMMAND: &str = "get 4096";
@@ -65,7 +65,9 @@ fuzz_target!(|data: &[u8]| {
     let ok_target = check_target(f.host, user).is_ok();
     assert_eq!(
         ok_target,
-        parse::is_safe_host(f.host) && parse::is_safe_name(user)
+        parse::is_safe_host(f.host)
+            && parse::is_safe_name(user)
+            && host_with_port(f.host).is_none()
     );
     if !ok_target {
         return;
