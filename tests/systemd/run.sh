@@ -148,7 +148,7 @@ ct sh -c "$SNAP_FIND" >"$ROOT/target/systemd-before.txt"
 
 # --- install ----------------------------------------------------------------
 out=$(ct dpkg -i /mnt/entropyservice.deb 2>&1) || { echo "$out" >&2; die "dpkg -i failed"; }
-echo "$out" | grep -q "^entropyservice authorize --client " \
+grep -q "^entropyservice authorize --client " <<<"$out" \
     || { echo "$out" >&2; die "dpkg -i did not print the authorize command for the new key"; }
 PUB=$(ct cat /etc/entropyservice/id_client.pub)
 case "$PUB" in ssh-ed25519\ *) ;; *) die "the client key is not ed25519: $PUB" ;; esac
@@ -160,7 +160,7 @@ case "$PUB" in ssh-ed25519\ *) ;; *) die "the client key is not ed25519: $PUB" ;
     || die "no system user entropyservice with no home and no shell"
 [ "$(ct systemctl is-enabled entropyservice-seed.service)" = enabled ] || die "the seed unit is not enabled"
 [ "$(ct systemctl is-active entropyservice-seed.service)" = active ] || die "the seed unit did not run at install"
-ct journalctl -u entropyservice-seed -o cat | grep -q '^info: seed load: 0 bytes mixed, 0 bits credited; new seed saved (creditable)$' \
+ct journalctl -u entropyservice-seed -o cat | grep '^info: seed load: 0 bytes mixed, 0 bits credited; new seed saved (creditable)$' >/dev/null \
     || die "the seed unit did not log its first load"
 [ "$(ct stat -c '%U %a' /var/lib/entropyservice/seed /var/lib/entropyservice/seed/seed.credit)" = "entropyservice 700
 entropyservice 600" ] || die "the seed directory or file is not private to entropyservice"
@@ -203,18 +203,18 @@ wait_for 30 'grep -qx "bytes_received: 64" /run/entropyservice/vm1/status' || {
     ct journalctl -u entropyservice@vm1 --no-pager >&2 || true
     die "entropyservice@vm1 did not fetch 64 bytes within 30 s"
 }
-ct journalctl -u entropyservice@vm1 -o cat | grep -qx 'info: starting in topup mode with 2 server(s)' \
+ct journalctl -u entropyservice@vm1 -o cat | grep -x 'info: starting in topup mode with 2 server(s)' >/dev/null \
     || die "entropyservice@vm1 did not get both servers from /etc/entropyservice/vm1.conf"
 st=$(ct entropyservice status --status-file /run/entropyservice/vm1/status) \
     || die "entropyservice status failed"
-echo "$st" | grep -q 'entropy@127.0.0.1' || { echo "$st" >&2; die "entropyservice status does not name the server"; }
+grep -q 'entropy@127.0.0.1' <<<"$st" || { echo "$st" >&2; die "entropyservice status does not name the server"; }
 PID=$(ct systemctl show -p MainPID --value entropyservice@vm1.service)
 [ "$PID" -gt 0 ] || die "entropyservice@vm1 has no main process"
 caps=$(ct sh -c "grep -E '^(Uid|CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs):' /proc/$PID/status" | tr -s '\t ' ' ')
 uid=$(ct id -u entropyservice)
 for want in "Uid: $uid $uid $uid $uid" "CapEff: 0000000000200000" "CapPrm: 0000000000200000" \
     "CapBnd: 0000000000200000" "CapAmb: 0000000000200000" "NoNewPrivs: 1"; do
-    echo "$caps" | grep -qx "$want" || { echo "$caps" >&2; die "the client process lacks '$want'"; }
+    grep -qx "$want" <<<"$caps" || { echo "$caps" >&2; die "the client process lacks '$want'"; }
 done
 pass "entropyservice@vm1 fetched 64 bytes over Dropbear with the pinned key, as uid $uid with only CAP_SYS_ADMIN; status shows it"
 
@@ -290,7 +290,7 @@ wait_for 30 '[ "$(systemctl show -p ExecMainStatus --value entropyservice@badopt
 sleep 2
 [ "$(ct systemctl show -p NRestarts --value entropyservice@badopt.service)" = 0 ] \
     || die "entropyservice@badopt was restarted"
-ct journalctl -u entropyservice@badopt -p 3..3 -o cat | grep -q '^error: .*--no-such-option' \
+ct journalctl -u entropyservice@badopt -p 3..3 -o cat | grep '^error: .*--no-such-option' >/dev/null \
     || die "the unknown option is not in the journal at priority err"
 ct systemctl reset-failed entropyservice@badopt.service
 ct rm /etc/entropyservice/bad.conf /etc/entropyservice/nokey.conf /etc/entropyservice/badopt.conf
@@ -302,20 +302,20 @@ pass "wrong host key: refused (warning), nothing fetched; missing key (66) and u
 for p in 3:error 4:warning 6:info; do
     n=${p%%:*} word=${p#*:}
     lines=$(ct journalctl -t entropyservice _TRANSPORT=stdout -p "$n..$n" -o cat --no-pager)
-    if [ -n "$lines" ] && echo "$lines" | grep -qv "^$word: "; then
+    if [ -n "$lines" ] && grep -qv "^$word: " <<<"$lines"; then
         echo "$lines" >&2
         die "journal priority $n holds lines that are not '$word:'"
     fi
 done
-ct journalctl -t entropyservice -u entropyservice@nokey -p 3..3 -o cat --no-pager | grep -q '^error: .*/etc/entropyservice/missing' \
+ct journalctl -t entropyservice -u entropyservice@nokey -p 3..3 -o cat --no-pager | grep '^error: .*/etc/entropyservice/missing' >/dev/null \
     || die "the missing key file is not in the journal at priority err"
-ct journalctl -t entropyservice -u entropyservice@vm1 -p 6..6 -o cat --no-pager | grep -q '^info: ' \
+ct journalctl -t entropyservice -u entropyservice@vm1 -p 6..6 -o cat --no-pager | grep '^info: ' >/dev/null \
     || die "the client's info lines are not in the journal at priority info"
 # Everything entropyservice itself logged at err or worse (systemd's own
 # lines about the units, such as a failed start, are not ours to judge).
 ERRS=$(ct journalctl -p err -t entropyservice -o cat --no-pager)
 [ -n "$ERRS" ] || die "journalctl -p err holds no error of entropyservice (two were caused)"
-if echo "$ERRS" | grep -qv '^error: '; then
+if grep -qv '^error: ' <<<"$ERRS"; then
     echo "$ERRS" >&2
     die "journalctl -p err holds lines of entropyservice that are not errors"
 fi
@@ -344,7 +344,7 @@ echo "[127.0.0.1]:2222 $(dropbearkey -y -f /etc/es-test/dropbear_ed25519_host_ke
 push=$(ct sh -c 'entropyservice server --max-bytes 512 | ssh -T -p 2222 -i /root/pusher/id \
     -o UserKnownHostsFile=/root/pusher/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes root@127.0.0.1' 2>&1) \
     || { echo "$push" >&2; die "the push recipe failed"; }
-echo "$push" | grep -q '512 bytes' || { echo "$push" >&2; die "the sink did not report 512 bytes"; }
+grep -q '512 bytes' <<<"$push" || { echo "$push" >&2; die "the sink did not report 512 bytes"; }
 ct rm -rf /root/.ssh /root/pusher
 pass "push: server --max-bytes 512 | ssh -T root@vm with sink as the forced command: $(echo "$push" | tail -n 1)"
 
@@ -371,8 +371,8 @@ rm -f "$ROOT/target/systemd-seed.bin"
 docker start "$C" >/dev/null || die "docker start failed"
 wait_running
 J=$(ct journalctl --after-cursor="$CURSOR" -o cat --no-pager)
-echo "$J" | grep -qx 'info: seed save: new seed written (creditable)' || die "no seed save at shutdown in the journal"
-echo "$J" | grep -qx "info: seed $SEED: 32 bytes mixed, 256 bits credited (creditable seed)" \
+grep -qx 'info: seed save: new seed written (creditable)' <<<"$J" || die "no seed save at shutdown in the journal"
+grep -qx "info: seed $SEED: 32 bytes mixed, 256 bits credited (creditable seed)" <<<"$J" \
     || { echo "$J" | grep seed >&2; die "the boot did not credit the seed saved at shutdown"; }
 AFTER=$(ct sha256sum "$SEED" | cut -d' ' -f1)
 [ "$AFTER" != "$SAVED" ] || die "the loaded seed was not replaced (it could be used twice)"
@@ -382,7 +382,7 @@ if [ "$seed_done" -le 0 ] || [ "$seed_done" -gt "$sysinit" ]; then
     die "the seed unit finished at $seed_done us, not before sysinit.target ($sysinit us)"
 fi
 CHAIN=$(ct systemd-analyze critical-chain --no-pager entropyservice-seed.service 2>&1) || true
-echo "$CHAIN" | grep -q 'entropyservice-seed.service' || { echo "$CHAIN" >&2; die "critical-chain does not show the seed unit"; }
+grep -q 'entropyservice-seed.service' <<<"$CHAIN" || { echo "$CHAIN" >&2; die "critical-chain does not show the seed unit"; }
 echo "$CHAIN" >&2
 wait_for 30 'grep -qx "bytes_received: 64" /run/entropyservice/vm1/status' || die "entropyservice@vm1 did not fetch after the reboot"
 pass "reboot: seed saved at shutdown, credited at boot ${seed_done} us < sysinit.target ${sysinit} us, replaced; client fetched again"
