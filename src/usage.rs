@@ -113,6 +113,8 @@ Options:
   --get-bytes N             bytes fetched per top-up, 1 to 4096 (default 64)
   --connect-timeout T       time to connect and receive the first byte (default 30s)
   --stall-timeout T         longest silence in a session before the child is killed (default 60s)
+  --session-timeout T       longest whole get N session, and longest wait for each
+                            512-byte chunk in stream mode (default 2m)
   --reseed-interval T       least time between forced reseeds of a ready CRNG (default 60s)
   --max-backoff T           longest reconnect back-off (default 10m)
   --low-water N             stream mode: write when entropy_avail is below this (default 2048)

@@ -1538,8 +1538,9 @@ fn runtime_dir_with_a_space_or_percent_is_refused() {
 /// /tmp/entropyservice-UID, which any other user can create first to deny
 /// service. Now: `$XDG_RUNTIME_DIR/entropyservice` when that is set; and
 /// the refusal of a squatted directory names its owner. Runs as nobody
-/// (setpriv) on a fresh /tmp in a private mount namespace; the squatter is
-/// `daemon` (uid 1).
+/// (setpriv) on a fresh /tmp in a private mount namespace, from a copy of
+/// the binary there (the checkout may be under root's 0700 home, as in a CI
+/// container); the squatter is `daemon` (uid 1).
 #[test]
 fn squatted_default_lock_dir_names_its_owner_and_xdg_runtime_dir_is_used() {
     need_root();
@@ -1548,7 +1549,8 @@ fn squatted_default_lock_dir_names_its_owner_and_xdg_runtime_dir_is_used() {
         "mount -t tmpfs -o mode=1777 none /tmp || exit 90
          mkdir -m 700 /tmp/entropyservice-65534 /tmp/xdg || exit 91
          chown 1:1 /tmp/entropyservice-65534 && chown 65534:65534 /tmp/xdg || exit 92
-         run() {{ setpriv --reuid 65534 --regid 65534 --clear-groups \"$@\" {bin} server --max-sessions 1; }}
+         cp {bin} /tmp/es-bin && chmod 755 /tmp/es-bin || exit 93
+         run() {{ setpriv --reuid 65534 --regid 65534 --clear-groups \"$@\" /tmp/es-bin server --max-sessions 1; }}
          run env -u XDG_RUNTIME_DIR >/dev/null; echo \"squatted: $?\"
          run env XDG_RUNTIME_DIR=/tmp/xdg | wc -c; stat -c '%a %u %n' /tmp/xdg/entropyservice",
         bin = bin()
@@ -1570,18 +1572,15 @@ fn squatted_default_lock_dir_names_its_owner_and_xdg_runtime_dir_is_used() {
 /// `auto` with a regular file where /dev/hwrng should be (bind-mounted in a
 /// private mount namespace, as a container might have it): not a device,
 /// so getrandom alone from the start, and nothing replayed from the file.
+/// Needs no hardware RNG on the machine (`DEV_HWRNG` makes the mount point).
 #[test]
 fn auto_source_ignores_a_regular_file_at_dev_hwrng() {
     need_root();
-    assert!(
-        Path::new("/dev/hwrng").exists(),
-        "this test mounts a file over /dev/hwrng, which must exist as a mount point"
-    );
     let dir = TempDir::new("hwrngfile");
     std::fs::write(dir.join("hwrng"), random_bytes(65536)).unwrap();
     let log = dir.s("audit");
     let script = format!(
-        "mount --bind {} /dev/hwrng && exec {} server --source auto --audit-file {log}",
+        "{DEV_HWRNG}mount --bind {} /dev/hwrng && exec {} server --source auto --audit-file {log}",
         dir.join("hwrng").display(),
         bin()
     );
