@@ -416,19 +416,10 @@ fn stream_session(
     let mut first = true;
     let legacy = kernel::info().legacy();
     let mut chunk_end = 0;
-    let mut last_chunk: Option<u64> = None;
     loop {
         if pending_signal().is_some() || done() {
             chunk.fill(0);
             return Ok(());
-        }
-        if !legacy && got == 0 {
-            if let Some(wait) = ready_pause(last_chunk, pool.reseed_interval(), clock::now_ns()) {
-                // Let the stream wait (SSH flow control holds the server
-                // back); a signal ends the wait.
-                clock::sleep_unless_signalled(wait);
-                continue;
-            }
         }
         if legacy && got == 0 && !first && kernel::info().entropy_avail >= cfg.low_water as i32 {
             // The pool is full enough: let the stream wait (SSH flow control
@@ -458,13 +449,9 @@ fn stream_session(
                         chunk.fill(0);
                         return Err(health_error(s, f));
                     }
-                    let room = credit_room(&kernel::info());
                     let r = pool.add(&chunk, cfg.bits_per_byte);
                     chunk.fill(0);
-                    st.bits_credited += r?.min(room);
-                    if !legacy && kernel::crng_ready() {
-                        last_chunk = Some(clock::now_ns());
-                    }
+                    st.bits_credited += r?;
                     pool.reseed(clock::now_ns())?;
                     st.reseeds = pool.totals.reseeds;
                     st.last_success = clock::wall_secs();
@@ -490,28 +477,6 @@ fn stream_session(
             }
             Read::Interrupted => {}
         }
-    }
-}
-
-/// Stream mode on a kernel with a 256-bit pool (5.18+) whose CRNG is ready:
-/// nothing more can be credited and a reseed needs 32 bytes, so after a
-/// chunk (`last`) the next waits for the reseed interval. Returns how long
-/// to wait still, if at all.
-fn ready_pause(last: Option<u64>, interval: u64, now: u64) -> Option<u64> {
-    let end = last?.saturating_add(interval.max(NS));
-    (end > now).then(|| end - now)
-}
-
-/// What RNDADDENTROPY can still credit, as the kernel counts it: on a
-/// 256-bit pool (5.18+) what is missing to 256 bits before the CRNG is
-/// ready and nothing after; on older kernels the whole claim.
-fn credit_room(info: &kernel::Info) -> u64 {
-    if info.legacy() {
-        u64::MAX
-    } else if info.crng_ready {
-        0
-    } else {
-        (info.poolsize as i64 - info.entropy_avail.max(0) as i64).max(0) as u64
     }
 }
 
@@ -1004,26 +969,6 @@ mod tests {
         assert_eq!(Seconds::new(0).as_str(), "0.0");
         assert_eq!(Seconds::new(734_000_000).as_str(), "0.7");
         assert_eq!(Seconds::new(600 * NS + NS / 2).as_str(), "600.5");
-    }
-
-    #[test]
-    fn stream_on_a_ready_5_18_kernel_is_bounded_and_counts_no_credit() {
-        let s = NS;
-        assert_eq!(ready_pause(None, 60 * s, 5 * s), None);
-        assert_eq!(ready_pause(Some(10 * s), 60 * s, 10 * s), Some(60 * s));
-        assert_eq!(ready_pause(Some(10 * s), 60 * s, 69 * s), Some(s));
-        assert_eq!(ready_pause(Some(10 * s), 60 * s, 70 * s), None);
-        // --reseed-interval 0 still leaves a second between chunks.
-        assert_eq!(ready_pause(Some(10 * s), 0, 10 * s), Some(s));
-        let info = |poolsize, entropy_avail, crng_ready| kernel::Info {
-            poolsize,
-            entropy_avail,
-            crng_ready,
-        };
-        assert_eq!(credit_room(&info(256, 256, true)), 0);
-        assert_eq!(credit_room(&info(256, 100, false)), 156);
-        assert_eq!(credit_room(&info(256, -1, false)), 256);
-        assert_eq!(credit_room(&info(4096, 4096, true)), u64::MAX);
     }
 
     #[test]

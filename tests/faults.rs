@@ -2138,41 +2138,6 @@ fn fake_ssh_daemon(
     (code, text, st)
 }
 
-/// Stream mode on a 5.18+ kernel whose CRNG is ready (this machine's, as
-/// checked first): a server that sends as fast as it can gets one 512-byte
-/// chunk taken per --reseed-interval, not gigabytes, and the status file
-/// counts no credit (the kernel's count cannot grow any more). Real: the
-/// kernel, its ioctls, the client; fake: the SSH client, a `cat` of urandom.
-#[test]
-fn stream_mode_on_a_ready_kernel_takes_a_chunk_per_reseed_interval() {
-    need_root();
-    let info = entropyservice::kernel::info();
-    assert!(
-        info.poolsize == 256 && info.crng_ready,
-        "needs a 5.18+ kernel with a ready CRNG: {info:?}"
-    );
-    let (code, log, st) = fake_ssh_daemon(
-        "stream-ready",
-        "#!/bin/sh
-exec cat /dev/urandom
-",
-        &["--mode", "stream", "--reseed-interval", "60s"],
-        4,
-    );
-    assert_eq!(code, 0, "{log}");
-    let n = |k: &str| -> u64 {
-        st.get(k)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {k}: {st:?}\n{log}"))
-    };
-    assert!(n("bytes_received") >= 512, "{st:?}\n{log}");
-    assert!(
-        n("bytes_received") <= 1024,
-        "stream mode took without bound: {st:?}\n{log}"
-    );
-    assert_eq!(n("bits_credited"), 0, "{st:?}\n{log}");
-}
-
 /// SIGTERM during a stream that delivered nothing ends the client (0)
 /// without saying that fetching from the server works.
 #[test]
