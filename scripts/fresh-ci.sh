@@ -118,6 +118,13 @@ trap '' HUP INT
 exec bash .ci/run
 EOF
 
+# CI lays the steering repository's shared/ (the known-answer vectors) beside
+# the clone, read-only: so does this container, when there is one here.
+SHARED=()
+if [ -d "$ROOT/../shared" ]; then
+    SHARED=(-v "$(cd "$ROOT/../shared" && pwd)":/root/shared:ro)
+fi
+
 log "image $IMAGE, container $NAME, log $LOG"
 set +e
 # shellcheck disable=SC2046 # the flag helpers print words meant to split
@@ -125,7 +132,7 @@ timeout --kill-after=30 "$LIMIT" docker run --rm --name "$NAME" --network host \
     $(docker_run_flags) $(docker_ca_flags) \
     -v "$STATE/rustup":/host/rustup:ro -v "$STATE/cargo":/host/cargo:ro \
     -v "$ROOT":/src:ro -v "$STATE/files":/fresh-ci/files:ro -v "$STATE/inside.sh":/fresh-ci/inside.sh:ro \
-    -v "$STATE/from":/fresh-ci/from:ro \
+    -v "$STATE/from":/fresh-ci/from:ro "${SHARED[@]}" \
     "$IMAGE" bash /fresh-ci/inside.sh </dev/null 2>&1 | tee "$LOG"
 RC=${PIPESTATUS[0]}
 set -e
