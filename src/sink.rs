@@ -84,14 +84,16 @@ fn late() -> Error {
 }
 
 /// The next poll's wait on stdin: the stall limit, cut to what is left of
-/// the whole-input deadline; None once that has passed.
+/// the whole-input deadline and rounded up to whole seconds (qemu-user's
+/// big-endian MIPS ppoll refuses a non-zero tv_nsec with EINVAL; a deadline
+/// of 120 s needs no finer grain); None once that has passed.
 fn input_wait(start_ns: u64, now_ns: u64) -> Option<rustix::time::Timespec> {
     let end = start_ns.saturating_add(INPUT_S * 1_000_000_000);
     let left = end.checked_sub(now_ns).filter(|&l| l > 0)?;
     let w = left.min(STALL_S as u64 * 1_000_000_000);
     Some(rustix::time::Timespec {
-        tv_sec: (w / 1_000_000_000) as _,
-        tv_nsec: (w % 1_000_000_000) as _,
+        tv_sec: w.div_ceil(1_000_000_000) as _,
+        tv_nsec: 0,
     })
 }
 
