@@ -378,7 +378,7 @@ fn page_round(size: usize) -> Option<usize> {
 }
 
 // SAFETY: blocks handed out are at least `layout.size()` bytes, aligned to
-// `layout.align()` (classes: the bump pointer is rounded up to the alignment;
+// `layout.align()` (classes: each block is aligned to its class size, which is at least the alignment;
 // own mappings: page-aligned, and larger alignments are refused), and each
 // is handed out once until it is freed.
 unsafe impl core::alloc::GlobalAlloc for SmallAlloc {
@@ -397,8 +397,11 @@ unsafe impl core::alloc::GlobalAlloc for SmallAlloc {
                 h.free[c] = unsafe { head.cast::<*mut u8>().read_unaligned() };
                 return head;
             }
+            // Every block of a class is aligned to its size (a power of two
+            // no smaller than any alignment that maps to the class), so a
+            // block freed by one caller is aligned for the next.
             let n = MIN_CLASS << c;
-            let mut at = (h.bump + layout.align() - 1) & !(layout.align() - 1);
+            let mut at = (h.bump + n - 1) & !(n - 1);
             if h.bump == 0 || at + n > h.end {
                 let a = map(ARENA);
                 if a.is_null() {
