@@ -78,9 +78,10 @@ impl SeedDir {
         let dir = File::from(dir);
         // std's fstat, not rustix's: on the libc backend (big-endian MIPS)
         // rustix tries statx through dlsym, which costs 22 KB of musl.
-        let st = stat_fd(&dir)
+        let st = dir
+            .metadata()
             .map_err(|e| Error::os(Status::Os, &msg(&["cannot stat seed directory ", path]), e))?;
-        if st.uid != rustix::process::geteuid().as_raw() || st.mode & 0o077 != 0 {
+        if st.uid() != rustix::process::geteuid().as_raw() || st.mode() & 0o077 != 0 {
             return Err(Error::new(
                 Status::NoPerm,
                 msg(&[
@@ -287,10 +288,11 @@ fn open_seed(dir: &File, name: &str, path: &str, owner: u32) -> Result<Option<Fi
         Err(e) => return Err(Error::os(Status::Io, &msg(&["cannot open seed ", path]), e)),
     };
     let f = File::from(fd);
-    let st =
-        stat_fd(&f).map_err(|e| Error::os(Status::Io, &msg(&["cannot stat seed ", path]), e))?;
+    let st = f
+        .metadata()
+        .map_err(|e| Error::os(Status::Io, &msg(&["cannot stat seed ", path]), e))?;
     // A hard link to some other file of this user's is no seed either.
-    if st.mode & 0o170000 != 0o100000 || st.uid != owner || st.nlink != 1 {
+    if !st.file_type().is_file() || st.uid() != owner || st.nlink() != 1 {
         refuse(path);
         return Ok(None);
     }
@@ -330,8 +332,8 @@ pub fn adopt(dir: &str, pool: &mut Pool) -> usize {
             return 0;
         }
     };
-    let owner = match stat_fd(&d) {
-        Ok(st) if st.mode & 0o022 == 0 => st.uid,
+    let owner = match d.metadata() {
+        Ok(st) if st.mode() & 0o022 == 0 => st.uid(),
         _ => {
             log::warn_parts(&[
                 "ignoring client seed directory ",
@@ -517,37 +519,4 @@ pub fn check_dir_mode(path: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Owner, mode (with the file type bits) and link count of an open file,
-/// by statx(2) through rustix. std's metadata gave a wrong owner for a
-/// root-owned 0700 directory on a real 32-bit MIPS kernel (its fallback
-/// stat struct does not match the time64 musl build); std's is used only
-/// where the kernel has no statx (before 4.11).
-struct Stat {
-    uid: u32,
-    mode: u32,
-    nlink: u64,
-}
-
-fn stat_fd(fd: &File) -> std::io::Result<Stat> {
-    use rustix::fs::{AtFlags, StatxFlags};
-    match rustix::fs::statx(
-        fd,
-        "",
-        AtFlags::EMPTY_PATH,
-        StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::UID | StatxFlags::NLINK,
-    ) {
-        Ok(st) => Ok(Stat {
-            uid: st.stx_uid,
-            mode: st.stx_mode as u32,
-            nlink: st.stx_nlink as u64,
-        }),
-        Err(rustix::io::Errno::NOSYS) => fd.metadata().map(|m| Stat {
-            uid: m.uid(),
-            mode: m.mode(),
-            nlink: m.nlink(),
-        }),
-        Err(e) => Err(e.into()),
-    }
 }
