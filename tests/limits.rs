@@ -1606,7 +1606,7 @@ fn auto_source_ignores_a_regular_file_at_dev_hwrng() {
 #[test]
 fn audit_file_fifo_or_link_neither_blocks_nor_steers() {
     need_root();
-    let setpriv = need("setpriv");
+    need("setpriv");
     let dir = TempDir::new("audit-plant");
     let theirs = dir.join("theirs");
     std::fs::create_dir(&theirs).unwrap();
@@ -1624,17 +1624,7 @@ fn audit_file_fifo_or_link_neither_blocks_nor_steers() {
         theirs.display(),
         victim.display()
     );
-    run(Command::new(&setpriv).args([
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-        "sh",
-        "-c",
-        &plant,
-    ]))
-    .ok();
+    run(&mut as_nobody(&plant)).ok();
     let lock = dir.s("lock");
     for name in ["fifo", "link"] {
         let audit = theirs.join(name);

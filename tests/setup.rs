@@ -1162,22 +1162,6 @@ fn user_home_and_secret(
     (home, root_only, secret)
 }
 
-/// Runs `script` with sh as nobody (`setpriv --reuid 65534`).
-fn as_nobody(script: &str) -> Command {
-    let mut c = Command::new(need("setpriv"));
-    c.args([
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-        "sh",
-        "-c",
-        script,
-    ]);
-    c
-}
-
 /// A user's ~/.ssh that is a link to a directory only root can write: root
 /// running `authorize` for that user's authorized_keys must not create a
 /// file there (it acts as the user, who cannot).

@@ -719,3 +719,19 @@ pub fn assert_no_ssh_client_for(port: u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs `script` with sh as nobody (`setpriv --reuid 65534`).
+pub fn as_nobody(script: &str) -> Command {
+    let mut c = Command::new(need("setpriv"));
+    c.args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        script,
+    ]);
+    c
+}
