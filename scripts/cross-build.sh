@@ -109,12 +109,14 @@ fi
 #                         (nsec << 32 | sec). zig ships musl 1.2.5, OpenWrt musl 1.2.x,
 #                         so the time64 symbols are there.
 # and for the MIPS targets:
-#  --cfg rustix_use_experimental_asm  rustix's own syscall backend (linux_raw, inline
-#                         asm, nightly) instead of its libc backend, as on every other
-#                         target: -15 KB on mipsel, and clocks via clock_gettime64/vDSO
-#                         directly. Checked on the real MIPS kernel (tests/vm).
-#                         rustix ignores it on big-endian mips (its build.rs keeps
-#                         the libc backend there), hence mips > mipsel in size.
+#  NOT --cfg rustix_use_experimental_asm: rustix's own MIPS syscall asm (1.1.6)
+#                         does not list $at ($1) as clobbered, and the kernel's
+#                         syscall return leaves $at changed; LLVM kept a directory's
+#                         uid in $at across geteuid, so `seed load` refused a
+#                         root-owned /seed on the real mipsel kernel (qemu-user does
+#                         not clobber $at, so only tests/vm saw it). rustix's libc
+#                         backend goes through musl, which lists $at. scripts/targets.py
+#                         refuses the cfg for MIPS. Size: mipsel 263,504 -> 261,152.
 #  -C relocation-model=static  non-PIC code: no $gp/GOT set-up and no GOT load per
 #                         call, -12% on MIPS (mips 281 -> 248 KB). zig then builds its
 #                         musl non-PIC too. One trap: non-PIC callers use a plain `jal`,

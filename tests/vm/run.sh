@@ -101,7 +101,7 @@ if [ "$UNIT" = 1 ]; then
     log "building the mipsel unit-test binary"
     utd=$ROOT/target/qemu-user
     UNIT_BIN=$(CARGO_TARGET_DIR=$utd RUSTUP_TOOLCHAIN=nightly \
-        RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no --cfg libc_unstable_musl_v1_2 --cfg rustix_use_experimental_asm -C relocation-model=static" \
+        RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no --cfg libc_unstable_musl_v1_2 -C relocation-model=static" \
         cargo-zigbuild test --locked --target mipsel-unknown-linux-musl -Zbuild-std --lib --no-run \
             --message-format=json 2>/dev/null \
         | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1) || true
@@ -163,15 +163,6 @@ for phase in noseed seed; do
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         echo "vmtest: FAIL: $phase boot hit the ${TIMEOUT}s timeout; last lines of $logf:" >&2
         tail -20 "$logf.txt" >&2; FAIL=1; continue
-    fi
-    # KNOWN REGRESSION (2026-12-01), said loudly and not counted as a pass of
-    # seeding: on this real mipsel kernel `seed load` refuses /seed (root,
-    # 0700, as the serial log's "seed dir:" line shows) with "must be owned
-    # by the user running this command"; x86_64 and qemu-user accept it. The
-    # noseed boot, the real RNDADDENTROPY and the unit tests are still judged.
-    if [ "$phase" = seed ] && grep -q '^VMTEST fail seed load exited 77: .*must be owned by the user running this command' "$logf.txt"; then
-        echo "vmtest: KNOWN REGRESSION, NOT A PASS: seed boot: seed load refuses a root-owned 0700 /seed on real MIPS; the seed phase is not judged until it is fixed" >&2
-        continue
     fi
     if ! grep -q '^VMTEST done result=ok' "$logf.txt" || grep -q '^VMTEST fail' "$logf.txt"; then
         echo "vmtest: FAIL: $phase boot (qemu exit $rc); log $logf; failing lines / tail:" >&2
