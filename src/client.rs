@@ -381,10 +381,12 @@ fn topup_once(
         buf.fill(0);
         return Err(health_error(s, f));
     }
+    let counted = pool.totals.bits_counted;
     let credited = pool.add(&buf[..n], cfg.bits_per_byte);
     buf.fill(0);
     let credited = credited?;
-    st.bits_credited += credited;
+    st.bits_credited += pool.totals.bits_counted - counted;
+    st.bytes_mixed += n as u64;
     let reseeded = pool.reseed(clock::now_ns())?;
     st.reseeds = pool.totals.reseeds;
     Ok((credited, reseeded))
@@ -449,9 +451,12 @@ fn stream_session(
                         chunk.fill(0);
                         return Err(health_error(s, f));
                     }
+                    let counted = pool.totals.bits_counted;
                     let r = pool.add(&chunk, cfg.bits_per_byte);
                     chunk.fill(0);
-                    st.bits_credited += r?;
+                    r?;
+                    st.bits_credited += pool.totals.bits_counted - counted;
+                    st.bytes_mixed += CHUNK as u64;
                     pool.reseed(clock::now_ns())?;
                     st.reseeds = pool.totals.reseeds;
                     st.last_success = clock::wall_secs();
@@ -845,6 +850,17 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
         st.crng_ready_at = clock::wall_secs();
         log::info("kernel CRNG is ready");
     }
+    // Kernels 5.18+ count no credit once the CRNG is ready and reseed it
+    // from their own pool (about 32 bytes a minute is all a reseed takes):
+    // a stream there would only burn bandwidth and CPU. It goes on as
+    // top-ups, which bound what it takes to --get-bytes per --interval.
+    let mode = if mode == Mode::Stream && !info.legacy() {
+        log::info("the CRNG is ready and this kernel (5.18 or later) counts no more credits: stream mode goes on as top-ups of --get-bytes every --interval");
+        st.mode = "topup";
+        Mode::Topup
+    } else {
+        mode
+    };
     let mut failing = false;
     let mut worked = false;
     loop {

@@ -67,8 +67,22 @@ pub fn boot_id() -> Option<heapless::String<40>> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     pub bytes_mixed: u64,
+    /// Bits claimed with RNDADDENTROPY (bytes × --credit-bits-per-byte).
     pub bits_credited: u64,
+    /// Of those, the bits the kernel could still count when they went in
+    /// (see `room`): the figure the status file reports.
+    pub bits_counted: u64,
     pub reseeds: u64,
+}
+
+/// How many more credited bits the kernel counts right now. Kernels 5.18+
+/// (a 256-bit pool) count credits only until the CRNG is ready, up to 256
+/// bits; older kernels count up to their pool size at any time.
+pub fn room(poolsize: u32, entropy_avail: i32, crng_ready: bool) -> u64 {
+    if poolsize <= 256 && crng_ready {
+        return 0;
+    }
+    (poolsize.max(256) as u64).saturating_sub(entropy_avail.max(0) as u64)
 }
 
 /// A writable handle on /dev/random and the crediting policy.
@@ -80,6 +94,8 @@ pub struct Pool {
     can_reseed: bool,
     last_reseed: Option<u64>,
     reseed_interval_ns: u64,
+    /// /proc/sys/kernel/random/poolsize: 256 on 5.18+.
+    poolsize: u32,
     pub totals: Totals,
 }
 
@@ -95,6 +111,7 @@ impl Pool {
             can_reseed: true,
             last_reseed: None,
             reseed_interval_ns,
+            poolsize: info().poolsize,
             totals: Totals::default(),
         })
     }
@@ -115,9 +132,13 @@ impl Pool {
         for chunk in data.chunks(sys::POOL_CHUNK) {
             if self.can_credit {
                 let bits = chunk.len() as u32 * bits_per_byte.min(8);
+                // Unknown count: report nothing rather than too much.
+                let avail = sys::get_entropy_count(&self.random).unwrap_or(i32::MAX);
+                let room = room(self.poolsize, avail, crng_ready());
                 match sys::add_entropy(&self.random, chunk, bits) {
                     Ok(()) => {
                         credited += bits as u64;
+                        self.totals.bits_counted += room.min(bits as u64);
                         self.totals.bytes_mixed += chunk.len() as u64;
                         continue;
                     }
@@ -201,6 +222,7 @@ mod tests {
             can_reseed: true,
             last_reseed: None,
             reseed_interval_ns: 0,
+            poolsize: 256,
             totals: Totals::default(),
         }
     }
@@ -217,6 +239,23 @@ mod tests {
         assert_eq!(p.reseed(2).ok(), Some(false));
         assert_eq!(p.reseed(3).ok(), Some(false));
         assert!(p.can_credit);
+    }
+
+    /// What the status file reports as credited: what the kernel counts.
+    #[test]
+    fn room_is_what_the_kernel_still_counts() {
+        // 5.18+: up to 256 bits before the CRNG is ready, nothing after.
+        assert_eq!(room(256, 0, false), 256);
+        assert_eq!(room(256, 200, false), 56);
+        assert_eq!(room(256, 256, true), 0);
+        assert_eq!(room(256, 0, true), 0);
+        // Older kernels count up to the pool size, ready or not.
+        assert_eq!(room(4096, 256, true), 3840);
+        assert_eq!(room(4096, 4096, true), 0);
+        assert_eq!(room(4096, 5000, false), 0);
+        // RNDGETENTCNT failed: count nothing.
+        assert_eq!(room(256, i32::MAX, false), 0);
+        assert_eq!(room(4096, -1, false), 4096);
     }
 
     #[test]

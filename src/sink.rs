@@ -63,11 +63,16 @@ pub fn run(a: &cli::Sink) -> Result<()> {
     let line = msg(&[
         "received ",
         Num::new(got as u64).as_str(),
-        " bytes, credited ",
+        if got == 1 { " byte" } else { " bytes" },
+        ", credited ",
         Num::new(credited).as_str(),
         " bits, reseeded ",
         if reseeded { "yes" } else { "no" },
-        "\n",
+        if credited > pool.totals.bits_counted {
+            " (the CRNG was already ready: mixed, but the kernel's count does not grow)\n"
+        } else {
+            "\n"
+        },
     ]);
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
     Ok(())

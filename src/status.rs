@@ -101,6 +101,10 @@ pub struct State {
     /// Wall-clock seconds of the last successful fetch (0: none yet).
     pub last_success: u64,
     pub bytes_received: u64,
+    /// Bytes that passed the health tests and went into the kernel's pool.
+    pub bytes_mixed: u64,
+    /// Credited bits as the kernel counts them: nothing once the CRNG is
+    /// ready on 5.18+ (see `kernel::room`).
     pub bits_credited: u64,
     pub health_failures: u64,
     /// SSH sessions started.
@@ -117,13 +121,14 @@ pub struct State {
 }
 
 /// Field names, in file order.
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 15] = [
     "pid",
     "mode",
     "state",
     "server",
     "last_success",
     "bytes_received",
+    "bytes_mixed",
     "bits_credited",
     "health_failures",
     "sessions",
@@ -154,14 +159,15 @@ impl State {
         line(FIELDS[3], &self.server);
         line(FIELDS[4], n(self.last_success).as_str());
         line(FIELDS[5], n(self.bytes_received).as_str());
-        line(FIELDS[6], n(self.bits_credited).as_str());
-        line(FIELDS[7], n(self.health_failures).as_str());
-        line(FIELDS[8], n(self.sessions).as_str());
-        line(FIELDS[9], n(self.reconnects).as_str());
-        line(FIELDS[10], n(self.reseeds).as_str());
-        line(FIELDS[11], n(self.crng_ready_at).as_str());
-        line(FIELDS[12], n(self.seed_saved_at).as_str());
-        line(FIELDS[13], &self.last_error.replace('\n', " "));
+        line(FIELDS[6], n(self.bytes_mixed).as_str());
+        line(FIELDS[7], n(self.bits_credited).as_str());
+        line(FIELDS[8], n(self.health_failures).as_str());
+        line(FIELDS[9], n(self.sessions).as_str());
+        line(FIELDS[10], n(self.reconnects).as_str());
+        line(FIELDS[11], n(self.reseeds).as_str());
+        line(FIELDS[12], n(self.crng_ready_at).as_str());
+        line(FIELDS[13], n(self.seed_saved_at).as_str());
+        line(FIELDS[14], &self.last_error.replace('\n', " "));
         s
     }
 
