@@ -537,6 +537,9 @@ struct Peers {
     last_failed: bool,
     /// The caller prints the final error itself: do not log it too.
     quiet_last: bool,
+    /// Every server in the last round refused the request itself (a
+    /// configuration error, 78: e.g. `get N` over its --max-bytes).
+    all_refused: bool,
 }
 
 impl Peers {
@@ -546,6 +549,7 @@ impl Peers {
             penalty,
             last_failed: false,
             quiet_last: false,
+            all_refused: false,
         }
     }
 
@@ -565,8 +569,10 @@ impl Peers {
         // unless the caller reports the returned error itself (`--once`),
         // so that one failure makes one line.
         let mut unlogged: Option<String> = None;
+        self.all_refused = true;
         for (s, until) in self.list.iter_mut() {
             if *until > now {
+                self.all_refused = false;
                 continue;
             }
             if let Some(line) = unlogged.take() {
@@ -584,6 +590,7 @@ impl Peers {
                 }
                 Err(e) => {
                     self.last_failed = true;
+                    self.all_refused &= e.status == Status::Config;
                     if pending_signal().is_some() {
                         return Err(e);
                     }
@@ -899,6 +906,18 @@ fn daemon(cfg: &Config, peers: &mut Peers, pool: &mut Pool, st: &mut State) -> R
                 jittered(cfg.interval, clock::jitter())
             }
             Err(_) if pending_signal().is_some() => return finish(cfg, st),
+            // Every server refused the request itself: asking again cannot
+            // help, so stop with 78 (procd and systemd do not restart it).
+            Err(e) if peers.all_refused => {
+                finish(cfg, st)?;
+                return Err(Error::new(
+                    Status::Config,
+                    msg(&[
+                        &e.msg,
+                        "; every server refuses this request: fix --get-bytes or the servers' --max-bytes",
+                    ]),
+                ));
+            }
             Err(_) => {
                 failing = true;
                 let d = backoff.delay(clock::jitter());

@@ -76,11 +76,30 @@ fn short_flags(args: &mut [&str]) {
         args[0] = "--version";
     }
     for i in 0..args.len() {
-        if args[i] == "-h" && (i == 0 || !args[i - 1].starts_with('-')) {
+        if args[i] == "-h" && (i == 0 || !takes_value(args[i - 1])) {
             args[i] = "--help";
         }
     }
 }
+
+/// Whether `arg` is an option that takes the next word as its value (every
+/// option but the switches, which are listed here: the usage test in
+/// `usage.rs` keeps this list in step with `cli.rs`).
+fn takes_value(arg: &str) -> bool {
+    arg.starts_with('-') && !SWITCHES.contains(&arg)
+}
+
+/// Every switch of every command.
+pub const SWITCHES: [&str; 8] = [
+    "--help",
+    "--version",
+    "--agent",
+    "--check",
+    "--json",
+    "--compat",
+    "--dry-run",
+    "--replace",
+];
 
 /// argh's usage error on one line, with the closest option or command for a
 /// typo, and where to read more.
@@ -163,4 +182,56 @@ fn distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len() * w + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SWITCHES is every option that the help texts list without a value.
+    #[test]
+    fn switches_match_the_help_texts() {
+        let mut found = vec!["--help", "--version"];
+        for sub in [
+            "server",
+            "client",
+            "sink",
+            "seed",
+            "status",
+            "keygen",
+            "authorize",
+            "hostkey",
+        ] {
+            for l in usage::text(Some(sub)).unwrap_or_default().lines() {
+                // "  --identity, -i FILE  text": skip the short alias.
+                let mut w = l.split_whitespace().map(|w| w.trim_end_matches(','));
+                let o = w.next();
+                if let (Some(o), Some(next)) = (o, w.find(|w| !w.starts_with('-'))) {
+                    let value = next
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || "-_[]<>.".contains(c));
+                    if o.starts_with("--") && !value && !found.contains(&o) {
+                        found.push(o);
+                    }
+                }
+            }
+        }
+        found.sort_unstable();
+        let mut want = SWITCHES.to_vec();
+        want.sort_unstable();
+        assert_eq!(found, want);
+    }
+
+    #[test]
+    fn h_is_help_after_a_switch_but_not_as_a_value() {
+        let mut a = ["status", "--json", "-h"];
+        short_flags(&mut a);
+        assert_eq!(a[2], "--help");
+        let mut a = ["client", "--seed-dir", "-h"];
+        short_flags(&mut a);
+        assert_eq!(a[2], "-h");
+        let mut a = ["-V"];
+        short_flags(&mut a);
+        assert_eq!(a[0], "--version");
+    }
 }
