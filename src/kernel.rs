@@ -9,7 +9,6 @@ use crate::log;
 use crate::sys;
 use rustix::io::Errno;
 use std::fs::File;
-use std::io::Write;
 
 /// What the kernel says about its pool right now.
 #[derive(Clone, Copy, Debug, Default)]
@@ -71,9 +70,44 @@ pub struct Totals {
     pub reseeds: u64,
 }
 
+/// What the pool needs of /dev/random: the two ioctls and a plain write.
+/// A `File` in the program; a fake in tests, so every kernel answer can be
+/// given without a kernel that gives it.
+pub trait RandomDevice {
+    /// RNDADDENTROPY: mix `data` (at most `sys::POOL_CHUNK` bytes) and
+    /// credit `bits`.
+    fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno>;
+    /// RNDRESEEDCRNG.
+    fn reseed_crng(&mut self) -> core::result::Result<(), Errno>;
+    /// A plain write: mixes `data` without credit.
+    fn write_all(&mut self, data: &[u8]) -> core::result::Result<(), Errno>;
+}
+
+impl RandomDevice for File {
+    fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno> {
+        sys::add_entropy(&*self, data, bits)
+    }
+
+    fn reseed_crng(&mut self) -> core::result::Result<(), Errno> {
+        sys::reseed_crng(&*self)
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> core::result::Result<(), Errno> {
+        while !data.is_empty() {
+            match rustix::io::write(&*self, data) {
+                Ok(0) => return Err(Errno::IO),
+                Ok(n) => data = &data[n..],
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A writable handle on /dev/random and the crediting policy.
-pub struct Pool {
-    random: File,
+pub struct Pool<D: RandomDevice = File> {
+    random: D,
     can_credit: bool,
     /// False once the kernel answered RNDRESEEDCRNG with EINVAL (before
     /// 4.17 it has no such ioctl).
@@ -89,14 +123,20 @@ impl Pool {
             .write(true)
             .open("/dev/random")
             .map_err(|e| Error::os(Status::Os, "cannot open /dev/random for writing", e))?;
-        Ok(Pool {
+        Ok(Pool::on(random, reseed_interval_ns))
+    }
+}
+
+impl<D: RandomDevice> Pool<D> {
+    pub fn on(random: D, reseed_interval_ns: u64) -> Pool<D> {
+        Pool {
             random,
             can_credit: true,
             can_reseed: true,
             last_reseed: None,
             reseed_interval_ns,
             totals: Totals::default(),
-        })
+        }
     }
 
     /// Least time between forced reseeds (--reseed-interval).
@@ -115,7 +155,7 @@ impl Pool {
         for chunk in data.chunks(sys::POOL_CHUNK) {
             if self.can_credit {
                 let bits = chunk.len() as u32 * bits_per_byte.min(8);
-                match sys::add_entropy(&self.random, chunk, bits) {
+                match self.random.add_entropy(chunk, bits) {
                     Ok(()) => {
                         credited += bits as u64;
                         self.totals.bytes_mixed += chunk.len() as u64;
@@ -158,7 +198,7 @@ impl Pool {
         if !self.can_credit || !self.can_reseed {
             return Ok(false);
         }
-        let r = sys::reseed_crng(&self.random);
+        let r = self.random.reseed_crng();
         self.reseeded(r, now)
     }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod error;
+pub mod fd;
 pub mod health;
 pub mod hostkey;
 pub mod kernel;

@@ -3,16 +3,19 @@
 
 use crate::cli;
 use crate::clock;
+use crate::clock::{Clock, Monotonic};
 use crate::error::{msg, Error, Result, Status};
+use crate::fd::{Fd, Input, OsError, Ready, Wait, Want};
 use crate::health::Health;
-use crate::kernel::Pool;
+use crate::kernel::{Pool, RandomDevice};
 use crate::log::Num;
-use rustix::event::{poll, PollFd, PollFlags};
-use std::io::{Read, Write};
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::io::Errno;
+use std::io::Write;
 
 pub const MAX: usize = 65536;
 /// Longest silence on stdin before giving up.
-const STALL_S: i64 = 30;
+const STALL_S: u64 = 30;
 
 pub fn run(a: &cli::Sink) -> Result<()> {
     if a.credit_bits_per_byte > 8 {
@@ -29,37 +32,14 @@ pub fn run(a: &cli::Sink) -> Result<()> {
         ));
     }
     let mut pool = Pool::open(0)?;
-    let mut buf = vec![0u8; max + 1];
-    let mut got = 0;
     let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let start = clock::now_ns();
-    while got <= max {
-        let Some(ts) = input_wait(start, clock::now_ns()) else {
-            return Err(late());
-        };
-        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(0) if input_wait(start, clock::now_ns()).is_none() => return Err(late()),
-            Ok(0) => {
-                return Err(Error::new(
-                    Status::Data,
-                    "no input on stdin for 30 s; nothing credited",
-                ))
-            }
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Error::os(Status::Os, "poll on stdin failed", e)),
-        }
-        match input.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::os(Status::Io, "reading stdin failed", e)),
-        }
-    }
-    let result = check_and_credit(&buf[..got], min, max, a.credit_bits_per_byte, &mut pool);
-    buf.fill(0);
-    let (credited, reseeded) = result?;
+    let (got, credited, reseeded) = receive(
+        &mut Stdin(Fd(stdin.as_fd())),
+        &Monotonic,
+        &mut pool,
+        (min, max),
+        a.credit_bits_per_byte,
+    )?;
     let line = msg(&[
         "received ",
         Num::new(got as u64).as_str(),
@@ -75,6 +55,7 @@ pub fn run(a: &cli::Sink) -> Result<()> {
 
 /// Longest time for the whole input, however it trickles in.
 const INPUT_S: u64 = 120;
+const S: u64 = 1_000_000_000;
 
 fn late() -> Error {
     Error::new(
@@ -83,26 +64,89 @@ fn late() -> Error {
     )
 }
 
-/// The next poll's wait on stdin: the stall limit, cut to what is left of
-/// the whole-input deadline and rounded up to whole seconds (qemu-user's
-/// big-endian MIPS ppoll refuses a non-zero tv_nsec with EINVAL; a deadline
-/// of 120 s needs no finer grain); None once that has passed.
-fn input_wait(start_ns: u64, now_ns: u64) -> Option<rustix::time::Timespec> {
-    let end = start_ns.saturating_add(INPUT_S * 1_000_000_000);
-    let left = end.checked_sub(now_ns).filter(|&l| l > 0)?;
-    let w = left.min(STALL_S as u64 * 1_000_000_000);
-    Some(rustix::time::Timespec {
-        tv_sec: w.div_ceil(1_000_000_000) as _,
-        tv_nsec: 0,
-    })
+/// Stdin as the input stage. Its waits are whole seconds, rounded up
+/// (qemu-user's big-endian MIPS ppoll refuses a non-zero tv_nsec with
+/// EINVAL; deadlines of 30 and 120 s need no finer grain).
+struct Stdin<'a>(Fd<BorrowedFd<'a>>);
+
+impl embedded_io::ErrorType for Stdin<'_> {
+    type Error = OsError;
 }
 
-fn check_and_credit(
+impl embedded_io::Read for Stdin<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> core::result::Result<usize, OsError> {
+        self.0.read(buf)
+    }
+}
+
+impl Ready for Stdin<'_> {
+    fn wait(&mut self, want: Want, deadline: u64) -> Wait {
+        let ns = deadline.saturating_sub(clock::now_ns());
+        let ts = rustix::time::Timespec {
+            tv_sec: ns.div_ceil(S) as _,
+            tv_nsec: 0,
+        };
+        crate::fd::poll_for(self.0 .0, want, &ts)
+    }
+}
+
+/// Reads the input, then tests and credits it: returns the bytes
+/// received, the bits credited and whether the kernel reseeded. Nothing is
+/// credited unless the whole input arrived in time, within the size
+/// bounds, and passed the health tests.
+fn receive<D: RandomDevice>(
+    input: &mut dyn Input,
+    clock: &dyn Clock,
+    pool: &mut Pool<D>,
+    (min, max): (usize, usize),
+    bpb: u32,
+) -> Result<(usize, u64, bool)> {
+    let mut buf = vec![0u8; max + 1];
+    let result = read_input(input, clock, &mut buf).and_then(|got| {
+        check_and_credit(&buf[..got], min, max, bpb, pool, clock.now()).map(|(c, r)| (got, c, r))
+    });
+    buf.fill(0);
+    result
+}
+
+/// Fills `buf` from `input` until end of file or a full `buf`. Gives up
+/// after STALL_S without a byte, or INPUT_S for the whole input.
+fn read_input(input: &mut dyn Input, clock: &dyn Clock, buf: &mut [u8]) -> Result<usize> {
+    let end = clock.now().saturating_add(INPUT_S * S);
+    let mut got = 0;
+    while got < buf.len() {
+        let now = clock.now();
+        if now >= end {
+            return Err(late());
+        }
+        match input.wait(Want::Read, now.saturating_add(STALL_S * S).min(end)) {
+            Wait::Timeout if clock.now() >= end => return Err(late()),
+            Wait::Timeout => {
+                return Err(Error::new(
+                    Status::Data,
+                    "no input on stdin for 30 s; nothing credited",
+                ))
+            }
+            Wait::Failed(e) => return Err(Error::os(Status::Os, "poll on stdin failed", e)),
+            Wait::Ready | Wait::HungUp | Wait::Signal => {}
+        }
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(OsError(Errno::INTR)) => {}
+            Err(OsError(e)) => return Err(Error::os(Status::Io, "reading stdin failed", e)),
+        }
+    }
+    Ok(got)
+}
+
+fn check_and_credit<D: RandomDevice>(
     data: &[u8],
     min: usize,
     max: usize,
     bpb: u32,
-    pool: &mut Pool,
+    pool: &mut Pool<D>,
+    now: u64,
 ) -> Result<(u64, bool)> {
     if data.len() > max {
         return Err(Error::new(
@@ -137,31 +181,6 @@ fn check_and_credit(
         )
     })?;
     let credited = pool.add(data, bpb)?;
-    let reseeded = pool.reseed(clock::now_ns())?;
+    let reseeded = pool.reseed(now)?;
     Ok((credited, reseeded))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const S: u64 = 1_000_000_000;
-
-    #[test]
-    fn sink_input_has_a_deadline_for_the_whole_input() {
-        // A fake clock: a byte every 29 s never trips the 30 s stall limit,
-        // but the waits shrink to the 120 s deadline and then stop.
-        let start = 1000 * S;
-        assert_eq!(input_wait(start, start).map(|t| t.tv_sec), Some(30));
-        assert_eq!(
-            input_wait(start, start + 29 * S).map(|t| t.tv_sec),
-            Some(30)
-        );
-        assert_eq!(
-            input_wait(start, start + 110 * S).map(|t| t.tv_sec),
-            Some(10)
-        );
-        assert!(input_wait(start, start + 120 * S).is_none());
-        assert!(input_wait(start, start + 4000 * S).is_none());
-    }
 }
