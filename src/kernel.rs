@@ -270,4 +270,120 @@ mod tests {
         // /dev/null is no random device: a real error.
         assert!(p.reseed(8).is_err());
     }
+
+    /// /dev/random as the pool sees it, with answers chosen by the test.
+    #[derive(Default)]
+    struct FakeRandom {
+        /// RNDADDENTROPY calls: bytes and bits.
+        credited: Vec<(usize, u32)>,
+        /// Plain writes: bytes.
+        written: Vec<usize>,
+        reseed_calls: u32,
+        /// What RNDADDENTROPY answers (after the call is logged).
+        add_answer: Option<Errno>,
+    }
+
+    impl RandomDevice for FakeRandom {
+        fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno> {
+            match self.add_answer {
+                Some(e) => Err(e),
+                None => {
+                    self.credited.push((data.len(), bits));
+                    Ok(())
+                }
+            }
+        }
+        fn reseed_crng(&mut self) -> core::result::Result<(), Errno> {
+            self.reseed_calls += 1;
+            Ok(())
+        }
+        fn write_all(&mut self, data: &[u8]) -> core::result::Result<(), Errno> {
+            self.written.push(data.len());
+            Ok(())
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    /// Credit is bits per byte (at most 8) of every byte, in chunks of at
+    /// most POOL_CHUNK bytes, each credited with its own bytes' bits.
+    #[test]
+    fn credit_goes_chunk_by_chunk_and_is_capped_at_8_bits_a_byte() {
+        let mut p = Pool::on(FakeRandom::default(), 0);
+        assert_eq!(p.add(&[7u8; 1300], 8).ok(), Some(10_400));
+        assert_eq!(p.random.credited, [(512, 4096), (512, 4096), (276, 2208)]);
+        assert_eq!(p.add(&[7u8; 10], 12).ok(), Some(80));
+        assert_eq!(p.add(&[7u8; 10], 2).ok(), Some(20));
+        assert_eq!(p.add(&[7u8; 10], 0).ok(), Some(0));
+        assert!(p.random.written.is_empty());
+        assert_eq!(
+            p.totals,
+            Totals {
+                bytes_mixed: 1330,
+                bits_credited: 10_500,
+                reseeds: 0
+            }
+        );
+    }
+
+    /// Without CAP_SYS_ADMIN (EPERM) the bytes are still mixed, by a plain
+    /// write that credits nothing; the ioctl is not tried again, and no
+    /// reseed is asked for.
+    #[test]
+    fn eperm_falls_back_to_an_uncredited_write() {
+        let mut p = Pool::on(
+            FakeRandom {
+                add_answer: Some(Errno::PERM),
+                ..FakeRandom::default()
+            },
+            0,
+        );
+        assert_eq!(p.add(&[7u8; 600], 8).ok(), Some(0));
+        assert!(!p.can_credit());
+        assert_eq!(p.random.written, [512, 88]);
+        p.random.add_answer = None;
+        assert_eq!(p.add(&[7u8; 100], 8).ok(), Some(0));
+        assert!(p.random.credited.is_empty());
+        assert_eq!(p.random.written, [512, 88, 100]);
+        assert_eq!(p.totals.bytes_mixed, 700);
+        assert_eq!(p.totals.bits_credited, 0);
+        assert_eq!(p.reseed(10 * S).ok(), Some(false));
+        assert_eq!(p.random.reseed_calls, 0);
+    }
+
+    /// Any other RNDADDENTROPY failure is an error, and that chunk is not
+    /// written either.
+    #[test]
+    fn other_credit_failures_are_errors() {
+        let mut p = Pool::on(
+            FakeRandom {
+                add_answer: Some(Errno::FAULT),
+                ..FakeRandom::default()
+            },
+            0,
+        );
+        assert!(p.add(&[7u8; 100], 8).is_err());
+        assert!(p.random.written.is_empty());
+        assert_eq!(p.totals, Totals::default());
+    }
+
+    /// Forced reseeds are at least the reseed interval apart; asked for
+    /// sooner, the kernel is not called.
+    #[test]
+    fn reseeds_keep_the_interval() {
+        let mut p = Pool::on(FakeRandom::default(), 60 * S);
+        assert_eq!(p.reseed_interval(), 60 * S);
+        assert_eq!(p.reseed(100 * S).ok(), Some(true));
+        assert_eq!(p.reseed(130 * S).ok(), Some(false));
+        assert_eq!(p.reseed(160 * S - 1).ok(), Some(false));
+        assert_eq!(p.random.reseed_calls, 1);
+        assert_eq!(p.reseed(160 * S).ok(), Some(true));
+        assert_eq!(p.random.reseed_calls, 2);
+        assert_eq!(p.totals.reseeds, 2);
+        // Interval 0: every top-up reseeds.
+        let mut p = Pool::on(FakeRandom::default(), 0);
+        for t in 0..3 {
+            assert_eq!(p.reseed(t).ok(), Some(true));
+        }
+    }
 }
