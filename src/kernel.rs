@@ -230,8 +230,57 @@ impl<D: RandomDevice> Pool<D> {
     }
 }
 
+/// Fakes of the kernel for in-process tests.
+#[cfg(test)]
+pub mod fake {
+    use super::RandomDevice;
+    use rustix::io::Errno;
+
+    /// /dev/random as the pool sees it, with answers chosen by the test.
+    #[derive(Default)]
+    pub struct FakeRandom {
+        /// RNDADDENTROPY calls: bytes and bits.
+        pub credited: Vec<(usize, u32)>,
+        /// Plain writes: bytes.
+        pub written: Vec<usize>,
+        pub reseed_calls: u32,
+        /// What RNDADDENTROPY answers: None is success (the call is then
+        /// logged in `credited`).
+        pub add_answer: Option<Errno>,
+    }
+
+    impl RandomDevice for FakeRandom {
+        fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno> {
+            match self.add_answer {
+                Some(e) => Err(e),
+                None => {
+                    self.credited.push((data.len(), bits));
+                    Ok(())
+                }
+            }
+        }
+        fn reseed_crng(&mut self) -> core::result::Result<(), Errno> {
+            self.reseed_calls += 1;
+            Ok(())
+        }
+        fn write_all(&mut self, data: &[u8]) -> core::result::Result<(), Errno> {
+            self.written.push(data.len());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+impl<D: RandomDevice> Pool<D> {
+    /// The device, for tests to see what reached it.
+    pub fn device(&self) -> &D {
+        &self.random
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fake::FakeRandom;
     use super::*;
 
     fn pool() -> Pool {
@@ -269,38 +318,6 @@ mod tests {
         assert!(p.can_reseed);
         // /dev/null is no random device: a real error.
         assert!(p.reseed(8).is_err());
-    }
-
-    /// /dev/random as the pool sees it, with answers chosen by the test.
-    #[derive(Default)]
-    struct FakeRandom {
-        /// RNDADDENTROPY calls: bytes and bits.
-        credited: Vec<(usize, u32)>,
-        /// Plain writes: bytes.
-        written: Vec<usize>,
-        reseed_calls: u32,
-        /// What RNDADDENTROPY answers (after the call is logged).
-        add_answer: Option<Errno>,
-    }
-
-    impl RandomDevice for FakeRandom {
-        fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno> {
-            match self.add_answer {
-                Some(e) => Err(e),
-                None => {
-                    self.credited.push((data.len(), bits));
-                    Ok(())
-                }
-            }
-        }
-        fn reseed_crng(&mut self) -> core::result::Result<(), Errno> {
-            self.reseed_calls += 1;
-            Ok(())
-        }
-        fn write_all(&mut self, data: &[u8]) -> core::result::Result<(), Errno> {
-            self.written.push(data.len());
-            Ok(())
-        }
     }
 
     const S: u64 = 1_000_000_000;

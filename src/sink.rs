@@ -184,3 +184,140 @@ fn check_and_credit<D: RandomDevice>(
     let reseeded = pool.reseed(now)?;
     Ok((credited, reseeded))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Fake;
+    use crate::fd::fake::{random_bytes, Trickle};
+    use crate::kernel::fake::FakeRandom;
+
+    fn pool() -> Pool<FakeRandom> {
+        Pool::on(FakeRandom::default(), 0)
+    }
+
+    fn nothing_reached(p: &Pool<FakeRandom>) -> bool {
+        let d = p.device();
+        d.credited.is_empty() && d.written.is_empty() && d.reseed_calls == 0
+    }
+
+    /// A sender that trickles a byte every 29 s never trips the 30 s stall
+    /// limit, but the whole input has 120 s: cut off then, nothing credited.
+    #[test]
+    fn a_trickling_sender_is_cut_off_at_120_s() {
+        let clock = Fake::at(1000 * S);
+        let mut input = Trickle::new(&clock, random_bytes(200, 1), 29 * S, 1);
+        let mut p = pool();
+        let e = receive(&mut input, &clock, &mut p, (32, 4096), 2).unwrap_err();
+        assert!(e.msg.contains("did not end within 120 s"), "{}", e.msg);
+        assert_eq!(e.status, Status::Data);
+        assert_eq!(clock.now(), 1120 * S);
+        assert_eq!(input.pos, 4);
+        assert!(nothing_reached(&p));
+    }
+
+    /// A sender that goes silent for 30 s is given up on then.
+    #[test]
+    fn a_silent_sender_is_given_up_after_30_s() {
+        let clock = Fake::at(0);
+        let mut input = Trickle::new(&clock, random_bytes(200, 1), 10 * S, 100);
+        input.every = 40 * S;
+        let mut p = pool();
+        let e = receive(&mut input, &clock, &mut p, (32, 4096), 2).unwrap_err();
+        assert!(e.msg.contains("no input on stdin for 30 s"), "{}", e.msg);
+        assert_eq!(clock.now(), 30 * S);
+        assert!(nothing_reached(&p));
+    }
+
+    /// A slow sender that finishes within the deadlines is credited: the
+    /// whole input, `--credit-bits-per-byte` bits a byte, then a reseed.
+    #[test]
+    fn a_slow_sender_within_the_deadlines_is_credited() {
+        let clock = Fake::at(0);
+        let mut input = Trickle::new(&clock, random_bytes(1000, 2), 10 * S, 100);
+        let mut p = pool();
+        let r = receive(&mut input, &clock, &mut p, (32, 4096), 2).ok();
+        assert_eq!(r, Some((1000, 2000, true)));
+        assert_eq!(clock.now(), 100 * S);
+        assert_eq!(p.device().credited, [(512, 1024), (488, 976)]);
+        assert_eq!(p.device().reseed_calls, 1);
+    }
+
+    /// Input that fails the health tests, or is shorter than --min-bytes or
+    /// longer than --max-bytes, is refused as a whole: nothing is mixed,
+    /// credited or reseeded.
+    #[test]
+    fn refused_input_credits_nothing() {
+        let mut bad = random_bytes(1000, 3);
+        bad[500..520].fill(7);
+        for (data, why) in [
+            (bad, "input failed the health tests: repetition"),
+            (
+                random_bytes(20, 4),
+                "input has 20 bytes, fewer than --min-bytes 32",
+            ),
+            (
+                random_bytes(5000, 5),
+                "input is larger than --max-bytes 4096",
+            ),
+        ] {
+            let clock = Fake::at(0);
+            let mut p = pool();
+            let e = receive(
+                &mut Trickle::all(&clock, data),
+                &clock,
+                &mut p,
+                (32, 4096),
+                8,
+            )
+            .unwrap_err();
+            assert!(e.msg.starts_with(why), "{}", e.msg);
+            assert!(e.msg.ends_with("; nothing credited"), "{}", e.msg);
+            assert_eq!(e.status, Status::Data);
+            assert!(nothing_reached(&p));
+        }
+    }
+
+    /// The credit decision: bits per byte as asked (0 mixes without
+    /// credit); without CAP_SYS_ADMIN the bytes are mixed by a plain write,
+    /// 0 bits are credited and there is no reseed.
+    #[test]
+    fn credit_decisions() {
+        let clock = Fake::at(0);
+        let data = random_bytes(600, 6);
+        let mut p = pool();
+        let r = receive(
+            &mut Trickle::all(&clock, data.clone()),
+            &clock,
+            &mut p,
+            (32, 4096),
+            0,
+        );
+        assert_eq!(r.ok(), Some((600, 0, true)));
+        assert_eq!(p.device().credited, [(512, 0), (88, 0)]);
+        let mut p = Pool::on(
+            FakeRandom {
+                add_answer: Some(Errno::PERM),
+                ..FakeRandom::default()
+            },
+            0,
+        );
+        let r = receive(
+            &mut Trickle::all(&clock, data.clone()),
+            &clock,
+            &mut p,
+            (32, 4096),
+            8,
+        );
+        assert_eq!(r.ok(), Some((600, 0, false)));
+        assert_eq!(p.device().written, [512, 88]);
+        assert_eq!(p.device().reseed_calls, 0);
+        // A read error is an error, with nothing credited.
+        let mut input = Trickle::all(&clock, data);
+        input.end = Some(Errno::IO);
+        let mut p = pool();
+        let e = receive(&mut input, &clock, &mut p, (32, 4096), 8).unwrap_err();
+        assert!(e.msg.starts_with("reading stdin failed"), "{}", e.msg);
+        assert!(nothing_reached(&p));
+    }
+}

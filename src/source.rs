@@ -279,3 +279,168 @@ fn read_full(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Fake;
+    use crate::fd::fake::{random_bytes, Trickle};
+
+    const MS: u64 = 1_000_000;
+
+    /// A known base instead of getrandom, so the XOR can be checked.
+    fn base_byte(i: usize) -> u8 {
+        (i as u8).wrapping_mul(31) ^ 0x5a
+    }
+
+    fn counting(buf: &mut [u8]) -> Result<()> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = base_byte(i);
+        }
+        Ok(())
+    }
+
+    fn base(n: usize) -> Vec<u8> {
+        (0..n).map(base_byte).collect()
+    }
+
+    fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+        a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+    }
+
+    /// The output is the base (getrandom) XOR device bytes, for a named
+    /// device (whole chunks) and for `auto` (what the hwrng has ready).
+    #[test]
+    fn output_is_getrandom_xor_the_device() {
+        let clock = Fake::at(0);
+        let d = random_bytes(8192, 1);
+        for wait in [true, false] {
+            let dev = Trickle::all(&clock, d.clone());
+            let mut src = Source::fake(Some(("/dev/x", dev)), wait, counting, 0);
+            let mut out = vec![0u8; 4096];
+            src.fill(&mut out, &clock).unwrap();
+            assert_eq!(out, xor(&base(4096), &d[..4096]), "wait={wait}");
+            assert!(src.dropped.is_none());
+            assert_eq!(src.describe(), "/dev/x^getrandom");
+        }
+        // The real base: getrandom alone gives different bytes each time.
+        let mut src = Source::open("getrandom", 0).unwrap();
+        let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+        src.fill(&mut a, &clock).unwrap();
+        src.fill(&mut b, &clock).unwrap();
+        assert!(a != b && a != [0u8; 64]);
+    }
+
+    /// A device whose bytes fail the health tests: that chunk never reaches
+    /// the output (it is the base alone), the device is dropped with the
+    /// reason, and getrandom carries on.
+    #[test]
+    fn bytes_that_fail_the_health_tests_never_reach_the_output() {
+        let clock = Fake::at(0);
+        for wait in [true, false] {
+            let mut d = random_bytes(4096, 2);
+            d.extend([0x41u8; 4096]);
+            let dev = Trickle::all(&clock, d.clone());
+            let mut src = Source::fake(Some(("/dev/x", dev)), wait, counting, 0);
+            let mut out = vec![0u8; 4096];
+            src.fill(&mut out, &clock).unwrap();
+            assert_eq!(out, xor(&base(4096), &d[..4096]));
+            src.fill(&mut out, &clock).unwrap();
+            assert_eq!(out, base(4096), "wait={wait}");
+            let why = src.dropped.take().unwrap();
+            assert!(why.contains("/dev/x dropped: repetition"), "{why}");
+            assert_eq!(src.describe(), "getrandom");
+            src.fill(&mut out, &clock).unwrap();
+            assert_eq!(out, base(4096));
+            assert!(src.dropped.is_none(), "said once");
+        }
+    }
+
+    /// The hardware RNG goes away mid-stream (end of file, or a read
+    /// error): `auto` keeps what it read before, then falls back to
+    /// getrandom for the rest of the session.
+    #[test]
+    fn hwrng_gone_mid_stream_falls_back_to_getrandom() {
+        let clock = Fake::at(0);
+        for (end, why) in [(None, "end of file"), (Some(Errno::IO), "read error")] {
+            let d = random_bytes(6000, 3);
+            let mut dev = Trickle::all(&clock, d.clone());
+            dev.end = end;
+            let mut src = Source::fake(Some((HWRNG, dev)), false, counting, 0);
+            let mut out = vec![0u8; 4096];
+            src.fill(&mut out, &clock).unwrap();
+            assert_eq!(out, xor(&base(4096), &d[..4096]));
+            src.fill(&mut out, &clock).unwrap();
+            let mut want = xor(&base(1904), &d[4096..]);
+            want.extend(&base(4096)[1904..]);
+            assert_eq!(out, want);
+            assert!(src.dropped.is_none());
+            src.fill(&mut out, &clock).unwrap();
+            assert_eq!(out, base(4096));
+            let said = src.dropped.take().unwrap();
+            assert!(said.contains(&format!("/dev/hwrng dropped: {why}; using getrandom")));
+            assert_eq!(src.describe(), "getrandom");
+        }
+    }
+
+    /// `auto` never waits for the hwrng: output goes on at getrandom's pace
+    /// while the device has nothing, and a device silent for over 2 s is
+    /// dropped.
+    #[test]
+    fn a_quiet_hwrng_never_slows_auto_and_is_dropped_after_2_s() {
+        let clock = Fake::at(0);
+        let mut dev = Trickle::new(&clock, random_bytes(1000, 4), u64::MAX, 0);
+        dev.ready = 100;
+        let mut src = Source::fake(Some((HWRNG, dev)), false, counting, 0);
+        let mut out = vec![0u8; 512];
+        src.fill(&mut out, &clock).unwrap();
+        for t in [1000 * MS, 2000 * MS] {
+            clock.set(t);
+            src.fill(&mut out, &clock).unwrap();
+            assert_eq!(clock.now(), t, "auto waited");
+            assert_eq!(out, base(512));
+            assert!(src.dropped.is_none());
+        }
+        clock.set(2000 * MS + 1);
+        src.fill(&mut out, &clock).unwrap();
+        assert!(src
+            .dropped
+            .take()
+            .unwrap()
+            .contains("no data within 2 seconds"));
+    }
+
+    /// A named device that trickles is waited for, chunk by chunk, as long
+    /// as a chunk comes within 2 s; one that is slower is dropped after 2 s
+    /// of waiting and the output is getrandom alone.
+    #[test]
+    fn a_trickling_named_device_is_waited_for_up_to_2_s_a_chunk() {
+        let clock = Fake::at(0);
+        let d = random_bytes(8192, 6);
+        // 100 bytes every 10 ms: a 4 KiB chunk in 410 ms.
+        let dev = Trickle::new(&clock, d.clone(), 10 * MS, 100);
+        let mut src = Source::fake(Some(("/dev/x", dev)), true, counting, 0);
+        let mut out = vec![0u8; 4096];
+        src.fill(&mut out, &clock).unwrap();
+        assert_eq!(out, xor(&base(4096), &d[..4096]));
+        assert!(
+            (410 * MS..=420 * MS).contains(&clock.now()),
+            "{}",
+            clock.now()
+        );
+        assert!(src.dropped.is_none());
+        // 100 bytes every 100 ms: 4.1 s a chunk, too slow.
+        let clock = Fake::at(0);
+        let dev = Trickle::new(&clock, d.clone(), 100 * MS, 100);
+        let mut src = Source::fake(Some(("/dev/x", dev)), true, counting, 0);
+        src.fill(&mut out, &clock).unwrap();
+        assert_eq!(out, base(4096));
+        assert!(
+            (2000 * MS..=2010 * MS).contains(&clock.now()),
+            "{}",
+            clock.now()
+        );
+        let why = src.dropped.take().unwrap();
+        assert!(why.contains("no data within 2 seconds"), "{why}");
+    }
+}
