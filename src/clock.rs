@@ -9,6 +9,21 @@ pub fn now_ns() -> u64 {
         .wrapping_add(t.tv_nsec as u64)
 }
 
+/// A source of monotonic time (ns) for the stages, so tests can run them
+/// on a fake clock that moves only when a fake stage waits.
+pub trait Clock {
+    fn now(&self) -> u64;
+}
+
+/// The real monotonic clock.
+pub struct Monotonic;
+
+impl Clock for Monotonic {
+    fn now(&self) -> u64 {
+        now_ns()
+    }
+}
+
 /// Wall-clock seconds since the epoch, for status lines only.
 pub fn wall_secs() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
@@ -62,6 +77,30 @@ pub fn jitter() -> u32 {
 fn jitter_fallback(ns: u64, pid: u32) -> u32 {
     let x = (ns ^ (u64::from(pid) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     (x >> 32) as u32
+}
+
+/// A fake clock for in-process tests: it moves only when told to.
+#[cfg(test)]
+pub struct Fake(pub core::cell::Cell<u64>);
+
+#[cfg(test)]
+impl Fake {
+    pub fn at(ns: u64) -> Fake {
+        Fake(core::cell::Cell::new(ns))
+    }
+    pub fn set(&self, ns: u64) {
+        self.0.set(ns)
+    }
+    pub fn advance(&self, ns: u64) {
+        self.0.set(self.0.get() + ns)
+    }
+}
+
+#[cfg(test)]
+impl Clock for Fake {
+    fn now(&self) -> u64 {
+        self.0.get()
+    }
 }
 
 #[cfg(test)]

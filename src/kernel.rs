@@ -9,7 +9,6 @@ use crate::log;
 use crate::sys;
 use rustix::io::Errno;
 use std::fs::File;
-use std::io::Write;
 
 /// What the kernel says about its pool right now.
 #[derive(Clone, Copy, Debug, Default)]
@@ -85,9 +84,55 @@ pub fn room(poolsize: u32, entropy_avail: i32, crng_ready: bool) -> u64 {
     (poolsize.max(256) as u64).saturating_sub(entropy_avail.max(0) as u64)
 }
 
+/// What the pool needs of /dev/random: the two ioctls and a plain write.
+/// A `File` in the program; a fake in tests, so every kernel answer can be
+/// given without a kernel that gives it.
+pub trait RandomDevice {
+    /// RNDADDENTROPY: mix `data` (at most `sys::POOL_CHUNK` bytes) and
+    /// credit `bits`.
+    fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno>;
+    /// RNDRESEEDCRNG.
+    fn reseed_crng(&mut self) -> core::result::Result<(), Errno>;
+    /// A plain write: mixes `data` without credit.
+    fn write_all(&mut self, data: &[u8]) -> core::result::Result<(), Errno>;
+    /// What the kernel would still count of a credit now: RNDGETENTCNT
+    /// (i32::MAX when unknown, so that nothing is counted) and whether the
+    /// CRNG is ready.
+    fn count_state(&mut self) -> (i32, bool);
+}
+
+impl RandomDevice for File {
+    fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno> {
+        sys::add_entropy(&*self, data, bits)
+    }
+
+    fn reseed_crng(&mut self) -> core::result::Result<(), Errno> {
+        sys::reseed_crng(&*self)
+    }
+
+    fn count_state(&mut self) -> (i32, bool) {
+        (
+            sys::get_entropy_count(&*self).unwrap_or(i32::MAX),
+            crng_ready(),
+        )
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> core::result::Result<(), Errno> {
+        while !data.is_empty() {
+            match rustix::io::write(&*self, data) {
+                Ok(0) => return Err(Errno::IO),
+                Ok(n) => data = &data[n..],
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A writable handle on /dev/random and the crediting policy.
-pub struct Pool {
-    random: File,
+pub struct Pool<D: RandomDevice = File> {
+    random: D,
     can_credit: bool,
     /// False once the kernel answered RNDRESEEDCRNG with EINVAL (before
     /// 4.17 it has no such ioctl).
@@ -105,7 +150,13 @@ impl Pool {
             .write(true)
             .open("/dev/random")
             .map_err(|e| Error::os(Status::Os, "cannot open /dev/random for writing", e))?;
-        Ok(Pool {
+        Ok(Pool::on(random, reseed_interval_ns))
+    }
+}
+
+impl<D: RandomDevice> Pool<D> {
+    pub fn on(random: D, reseed_interval_ns: u64) -> Pool<D> {
+        Pool {
             random,
             can_credit: true,
             can_reseed: true,
@@ -113,7 +164,7 @@ impl Pool {
             reseed_interval_ns,
             poolsize: info().poolsize,
             totals: Totals::default(),
-        })
+        }
     }
 
     /// Least time between forced reseeds (--reseed-interval).
@@ -132,10 +183,9 @@ impl Pool {
         for chunk in data.chunks(sys::POOL_CHUNK) {
             if self.can_credit {
                 let bits = chunk.len() as u32 * bits_per_byte.min(8);
-                // Unknown count: report nothing rather than too much.
-                let avail = sys::get_entropy_count(&self.random).unwrap_or(i32::MAX);
-                let room = room(self.poolsize, avail, crng_ready());
-                match sys::add_entropy(&self.random, chunk, bits) {
+                let (avail, ready) = self.random.count_state();
+                let room = room(self.poolsize, avail, ready);
+                match self.random.add_entropy(chunk, bits) {
                     Ok(()) => {
                         credited += bits as u64;
                         self.totals.bits_counted += room.min(bits as u64);
@@ -179,7 +229,7 @@ impl Pool {
         if !self.can_credit || !self.can_reseed {
             return Ok(false);
         }
-        let r = sys::reseed_crng(&self.random);
+        let r = self.random.reseed_crng();
         self.reseeded(r, now)
     }
 
@@ -211,8 +261,63 @@ impl Pool {
     }
 }
 
+/// Fakes of the kernel for in-process tests.
+#[cfg(test)]
+pub mod fake {
+    use super::RandomDevice;
+    use rustix::io::Errno;
+
+    /// /dev/random as the pool sees it, with answers chosen by the test.
+    #[derive(Default)]
+    pub struct FakeRandom {
+        /// RNDADDENTROPY calls: bytes and bits.
+        pub credited: Vec<(usize, u32)>,
+        /// Plain writes: bytes.
+        pub written: Vec<usize>,
+        pub reseed_calls: u32,
+        /// What RNDADDENTROPY answers: None is success (the call is then
+        /// logged in `credited`).
+        pub add_answer: Option<Errno>,
+        /// What RNDGETENTCNT and getrandom(GRND_NONBLOCK) say.
+        pub entropy_avail: i32,
+        pub crng_ready: bool,
+    }
+
+    impl RandomDevice for FakeRandom {
+        fn add_entropy(&mut self, data: &[u8], bits: u32) -> core::result::Result<(), Errno> {
+            match self.add_answer {
+                Some(e) => Err(e),
+                None => {
+                    self.credited.push((data.len(), bits));
+                    Ok(())
+                }
+            }
+        }
+        fn reseed_crng(&mut self) -> core::result::Result<(), Errno> {
+            self.reseed_calls += 1;
+            Ok(())
+        }
+        fn write_all(&mut self, data: &[u8]) -> core::result::Result<(), Errno> {
+            self.written.push(data.len());
+            Ok(())
+        }
+        fn count_state(&mut self) -> (i32, bool) {
+            (self.entropy_avail, self.crng_ready)
+        }
+    }
+}
+
+#[cfg(test)]
+impl<D: RandomDevice> Pool<D> {
+    /// The device, for tests to see what reached it.
+    pub fn device(&self) -> &D {
+        &self.random
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fake::FakeRandom;
     use super::*;
 
     fn pool() -> Pool {
@@ -268,5 +373,117 @@ mod tests {
         assert!(p.can_reseed);
         // /dev/null is no random device: a real error.
         assert!(p.reseed(8).is_err());
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    /// Credit is bits per byte (at most 8) of every byte, in chunks of at
+    /// most POOL_CHUNK bytes, each credited with its own bytes' bits.
+    #[test]
+    fn credit_goes_chunk_by_chunk_and_is_capped_at_8_bits_a_byte() {
+        let mut p = Pool::on(FakeRandom::default(), 0);
+        p.poolsize = 256;
+        assert_eq!(p.add(&[7u8; 1300], 8).ok(), Some(10_400));
+        assert_eq!(p.random.credited, [(512, 4096), (512, 4096), (276, 2208)]);
+        assert_eq!(p.add(&[7u8; 10], 12).ok(), Some(80));
+        assert_eq!(p.add(&[7u8; 10], 2).ok(), Some(20));
+        assert_eq!(p.add(&[7u8; 10], 0).ok(), Some(0));
+        assert!(p.random.written.is_empty());
+        assert_eq!(
+            p.totals,
+            Totals {
+                bytes_mixed: 1330,
+                bits_credited: 10_500,
+                // The fake's count stays at 0 and the CRNG not ready: each
+                // call could count up to 256 bits.
+                bits_counted: 256 * 3 + 80 + 20,
+                reseeds: 0
+            }
+        );
+    }
+
+    /// The count the status file shows is the kernel's: nothing once a
+    /// 5.18+ CRNG is ready, up to the pool size on older kernels.
+    #[test]
+    fn counted_bits_follow_the_kernels_count() {
+        let mut p = Pool::on(
+            FakeRandom {
+                entropy_avail: 256,
+                crng_ready: true,
+                ..FakeRandom::default()
+            },
+            0,
+        );
+        p.poolsize = 256;
+        assert_eq!(p.add(&[7u8; 1024], 2).ok(), Some(2048));
+        assert_eq!((p.totals.bits_credited, p.totals.bits_counted), (2048, 0));
+        p.poolsize = 4096;
+        p.random.entropy_avail = 3000;
+        assert_eq!(p.add(&[7u8; 1024], 2).ok(), Some(2048));
+        assert_eq!((p.totals.bits_credited, p.totals.bits_counted), (4096, 1024 + 1024));
+        p.random.entropy_avail = 4096;
+        assert_eq!(p.add(&[7u8; 64], 2).ok(), Some(128));
+        assert_eq!(p.totals.bits_counted, 2048);
+    }
+
+    /// Without CAP_SYS_ADMIN (EPERM) the bytes are still mixed, by a plain
+    /// write that credits nothing; the ioctl is not tried again, and no
+    /// reseed is asked for.
+    #[test]
+    fn eperm_falls_back_to_an_uncredited_write() {
+        let mut p = Pool::on(
+            FakeRandom {
+                add_answer: Some(Errno::PERM),
+                ..FakeRandom::default()
+            },
+            0,
+        );
+        assert_eq!(p.add(&[7u8; 600], 8).ok(), Some(0));
+        assert!(!p.can_credit());
+        assert_eq!(p.random.written, [512, 88]);
+        p.random.add_answer = None;
+        assert_eq!(p.add(&[7u8; 100], 8).ok(), Some(0));
+        assert!(p.random.credited.is_empty());
+        assert_eq!(p.random.written, [512, 88, 100]);
+        assert_eq!(p.totals.bytes_mixed, 700);
+        assert_eq!(p.totals.bits_credited, 0);
+        assert_eq!(p.reseed(10 * S).ok(), Some(false));
+        assert_eq!(p.random.reseed_calls, 0);
+    }
+
+    /// Any other RNDADDENTROPY failure is an error, and that chunk is not
+    /// written either.
+    #[test]
+    fn other_credit_failures_are_errors() {
+        let mut p = Pool::on(
+            FakeRandom {
+                add_answer: Some(Errno::FAULT),
+                ..FakeRandom::default()
+            },
+            0,
+        );
+        assert!(p.add(&[7u8; 100], 8).is_err());
+        assert!(p.random.written.is_empty());
+        assert_eq!(p.totals, Totals::default());
+    }
+
+    /// Forced reseeds are at least the reseed interval apart; asked for
+    /// sooner, the kernel is not called.
+    #[test]
+    fn reseeds_keep_the_interval() {
+        let mut p = Pool::on(FakeRandom::default(), 60 * S);
+        assert_eq!(p.reseed_interval(), 60 * S);
+        assert_eq!(p.reseed(100 * S).ok(), Some(true));
+        assert_eq!(p.reseed(130 * S).ok(), Some(false));
+        assert_eq!(p.reseed(160 * S - 1).ok(), Some(false));
+        assert_eq!(p.random.reseed_calls, 1);
+        assert_eq!(p.reseed(160 * S).ok(), Some(true));
+        assert_eq!(p.random.reseed_calls, 2);
+        assert_eq!(p.totals.reseeds, 2);
+        // Interval 0: every top-up reseeds.
+        let mut p = Pool::on(FakeRandom::default(), 0);
+        for t in 0..3 {
+            assert_eq!(p.reseed(t).ok(), Some(true));
+        }
     }
 }

@@ -4,6 +4,12 @@
 //! stdout (`server`, with `limits`). Client: `ssh` child -> `health` ->
 //! `kernel` credit policy (`client`, `seed`, `sink`, `status`). All unsafe
 //! code lives in `sys`.
+//!
+//! The streaming stages (the server's output, the source's device, the
+//! sink's input) are `embedded_io` streams with a readiness wait (`fd`),
+//! and take their time from a `clock::Clock`: the program runs them on
+//! descriptors and the monotonic clock, the unit tests on fakes and a fake
+//! clock, so their timing is tested in milliseconds.
 #![deny(unsafe_code)]
 
 pub mod child;
@@ -11,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod error;
+pub mod fd;
 pub mod health;
 pub mod hostkey;
 pub mod kernel;

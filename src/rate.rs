@@ -216,6 +216,24 @@ mod tests {
         assert_eq!(b.current(), NS);
     }
 
+    /// The client's retries with `--max-backoff 4s`, for any jitter: the
+    /// first within 1 s, the second 1-2 s, then 2-4 s and never above the
+    /// cap, so a server that comes back is tried within 4 s. (The process
+    /// test's retry delays and its recovery within 7 s: 4 s plus a connect.)
+    #[test]
+    fn retries_stay_within_the_cap_for_any_jitter() {
+        for r in (0..=64u64).map(|k| (k * u64::from(u32::MAX) / 64) as u32) {
+            let mut b = Backoff::new(NS, 4 * NS);
+            let d: Vec<u64> = (0..20).map(|_| b.delay(r)).collect();
+            assert!((NS / 2..=NS).contains(&d[0]), "{d:?}");
+            assert!((NS..=2 * NS).contains(&d[1]), "{d:?}");
+            assert!(
+                d[2..].iter().all(|v| (2 * NS..=4 * NS).contains(v)),
+                "{d:?}"
+            );
+        }
+    }
+
     #[test]
     fn scale_matches_wide_arithmetic() {
         for x in [0, 1, 7, u32::MAX as u64, 1 << 40, u64::MAX / 2, u64::MAX] {
