@@ -757,57 +757,32 @@ fn sigusr1_ends_the_wait_after_a_failure() {
     let hk = dropbear_key(&dir, "hk", "ed25519").type_and_key();
     // A port nothing listens on: every attempt fails at once.
     let port = free_port().to_string();
-    let mut child = Command::new(bin())
-        .args(["client", "--ssh", need("dbclient").to_str().unwrap()])
-        .args(["-i", &key.private_str(), "--host-key", &hk, "-p", &port])
-        .args([
-            "--status-file",
-            &dir.s("run/status"),
-            "--seed-dir",
-            &dir.s("seed"),
-        ])
-        .args(["--mode", "topup", "--max-backoff", "1h", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let sessions = || {
-        std::fs::read_to_string(dir.join("run/status"))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("sessions: ")
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-    };
-    // Back-off doubles from 1 s: after 4 failures the wait is about 8 s.
-    let start = Instant::now();
-    while sessions() < 4 {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("the client did not retry 4 times");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    let sent = Instant::now();
-    rustix::process::kill_process(pid, rustix::process::Signal::USR1).unwrap();
-    while sessions() < 5 {
-        if sent.elapsed() > Duration::from_secs(3) {
-            let _ = child.kill();
-            panic!("SIGUSR1 did not end the back-off wait");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "SIGUSR1 killed the client"
+    let mut d = Daemon::spawn_at(
+        Command::new(bin())
+            .args(["client", "--ssh", need("dbclient").to_str().unwrap()])
+            .args(["-i", &key.private_str(), "--host-key", &hk, "-p", &port])
+            .args([
+                "--status-file",
+                &dir.s("run/status"),
+                "--seed-dir",
+                &dir.s("seed"),
+            ])
+            .args(["--mode", "topup", "--max-backoff", "1h", "127.0.0.1"]),
+        dir.join("log"),
+        dir.join("run/status"),
     );
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let out = wait_limit(&mut child, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("trying again now (SIGUSR1"));
+    // Back-off doubles from 1 s: after 4 failures the wait is about 8 s.
+    d.wait_for("4 retries", Duration::from_secs(30), |st, _| {
+        status_num(st, "sessions") >= 4
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(rustix::process::Signal::USR1);
+    d.wait_for(
+        "the retry SIGUSR1 asks for",
+        Duration::from_secs(3),
+        |st, _| status_num(st, "sessions") >= 5,
+    );
+    assert!(d.running(), "SIGUSR1 killed the client\n{}", d.log());
+    assert_eq!(d.stop(), 0, "{}", d.log());
+    assert!(d.log().contains("trying again now (SIGUSR1"), "{}", d.log());
 }

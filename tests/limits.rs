@@ -45,51 +45,20 @@ fn refused(r: &Run, code: i32, text: &str) {
     r.code(code).one_line_error().stderr_has(text).no_stdout();
 }
 
-/// A HOME whose .ssh/known_hosts pins `srv`'s host key for 127.0.0.1 and ::1
-/// (dbclient matches by host name only; OpenSSH by [host]:port).
-fn pinned_home(srv: &SshServer, dir: &TempDir) -> String {
-    let ssh = dir.join("home/.ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
-    let k = &srv.host_key;
-    let p = srv.port;
-    std::fs::write(
-        ssh.join("known_hosts"),
-        format!("127.0.0.1 {k}\n::1 {k}\n[127.0.0.1]:{p} {k}\n[::1]:{p} {k}\n"),
-    )
-    .unwrap();
-    dir.s("home")
-}
-
-/// The server's own client program asking `host` for `request`, from
-/// source address `bind` when given.
-fn ssh(
+/// The server's own client program (dbclient or ssh) asking `host` for
+/// `request`, from source address `bind` when given.
+fn ssh_request(
     srv: &SshServer,
     key: &Keypair,
-    home: &str,
+    dir: &TempDir,
     host: &str,
     bind: Option<&str>,
     request: &str,
 ) -> Command {
-    let mut c = Command::new(srv.client_program());
-    c.env("HOME", home).stdin(Stdio::null());
-    let port = srv.port.to_string();
-    match srv.flavor {
-        Flavor::Dropbear => {
-            c.args(["-T", "-p", &port, "-i", &key.private_str(), "-l", "root"]);
-        }
-        Flavor::OpenSsh => {
-            c.args(["-T", "-x", "-F", "/dev/null", "-p", &port, "-i"])
-                .arg(&key.private)
-                .args(["-l", "root", "-o", "BatchMode=yes"])
-                .args(["-o", "StrictHostKeyChecking=yes"])
-                .arg(format!("-oUserKnownHostsFile={home}/.ssh/known_hosts"))
-                .args([
-                    "-o",
-                    "GlobalKnownHostsFile=/dev/null",
-                    "-o",
-                    "LogLevel=ERROR",
-                ]);
-        }
+    let mut c = ssh_client(srv.flavor, srv, key, dir);
+    c.arg("-T");
+    if srv.flavor == Flavor::OpenSsh {
+        c.args(["-x", "-o", "LogLevel=ERROR"]);
     }
     if let Some(b) = bind {
         c.args(["-b", b]);
@@ -185,12 +154,6 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Has `pid` exited (gone or a zombie)? Its files, and so its locks, are
-/// released by then.
-fn exited(pid: u32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
-}
-
 fn no_long_runs(data: &[u8]) -> bool {
     data.windows(6).all(|w| w.iter().any(|&b| b != w[0]))
 }
@@ -229,12 +192,11 @@ fn cap_under_200_attempts(flavor: Flavor) {
         )),
         &key,
     ));
-    let home = pinned_home(&srv, &dir);
     let runs: Vec<Run> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..N)
             .map(|i| {
                 let bind = format!("127.0.{}.{}", 1 + i / 250, 2 + i % 250);
-                let mut c = ssh(&srv, &key, &home, "127.0.0.1", Some(&bind), "get 300");
+                let mut c = ssh_request(&srv, &key, &dir, "127.0.0.1", Some(&bind), "get 300");
                 std::thread::sleep(Duration::from_millis(20));
                 s.spawn(move || {
                     // Dropbear 2022.83 drops connections beyond 30 pending
@@ -312,7 +274,14 @@ fn cap_under_200_attempts(flavor: Flavor) {
         2,
         "cap 2 means 2 slot files"
     );
-    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 64"));
+    let r = run(&mut ssh_request(
+        &srv,
+        &key,
+        &dir,
+        "127.0.0.1",
+        None,
+        "get 64",
+    ));
     r.ok();
     assert_eq!(r.raw_stdout.len(), 64);
 }
@@ -342,9 +311,8 @@ fn kill9_frees_slot(flavor: Flavor) {
         )),
         &key,
     ));
-    let home = pinned_home(&srv, &dir);
     let mut first = Killed(
-        ssh(&srv, &key, &home, "127.0.0.1", None, "cat /dev/random")
+        ssh_request(&srv, &key, &dir, "127.0.0.1", None, "cat /dev/random")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -361,7 +329,14 @@ fn kill9_frees_slot(flavor: Flavor) {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     assert!(String::from_utf8_lossy(&cmdline).contains("server"));
     // While it streams, the slot is taken.
-    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 64"));
+    let r = run(&mut ssh_request(
+        &srv,
+        &key,
+        &dir,
+        "127.0.0.1",
+        None,
+        "get 64",
+    ));
     refused(&r, 75, "session cap reached");
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid as i32).unwrap(),
@@ -371,7 +346,14 @@ fn kill9_frees_slot(flavor: Flavor) {
     wait_for("the killed server to exit", Duration::from_secs(5), || {
         exited(pid)
     });
-    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 64"));
+    let r = run(&mut ssh_request(
+        &srv,
+        &key,
+        &dir,
+        "127.0.0.1",
+        None,
+        "get 64",
+    ));
     r.ok();
     assert_eq!(r.raw_stdout.len(), 64);
     drop(out);
@@ -476,7 +458,6 @@ fn total_rate_is_shared(flavor: Flavor) {
         })
         .collect();
     srv.set_authorized_keys(&lines);
-    let home = pinned_home(&srv, &dir);
     // Ten hosts: Dropbear takes at most 5 unauthenticated connections from
     // one address at a time.
     let mut rs: Vec<Reader> = keys
@@ -484,7 +465,7 @@ fn total_rate_is_shared(flavor: Flavor) {
         .enumerate()
         .map(|(i, k)| {
             let bind = format!("127.0.0.{}", 10 + i);
-            let c = ssh(&srv, k, &home, "127.0.0.1", Some(&bind), "cat /dev/random");
+            let c = ssh_request(&srv, k, &dir, "127.0.0.1", Some(&bind), "cat /dev/random");
             stream_reader(c, &dir.join(&format!("stderr{i}")))
         })
         .collect();
@@ -555,21 +536,20 @@ fn allow_from_real(flavor: Flavor) {
         &server_command("--client a --allow-from 127.0.0.2/32,192.0.2.0/24"),
         &key,
     ));
-    let home = pinned_home(&srv, &dir);
-    let r = run(&mut ssh(
+    let r = run(&mut ssh_request(
         &srv,
         &key,
-        &home,
+        &dir,
         "127.0.0.1",
         Some("127.0.0.2"),
         "get 64",
     ));
     r.ok();
     assert_eq!(r.raw_stdout.len(), 64);
-    let r = run(&mut ssh(
+    let r = run(&mut ssh_request(
         &srv,
         &key,
-        &home,
+        &dir,
         "127.0.0.1",
         Some("127.0.0.3"),
         "get 64",
@@ -582,16 +562,15 @@ fn allow_from_real(flavor: Flavor) {
     if flavor == Flavor::OpenSsh {
         let srv6 = SshServer::start_on(flavor, "", "::1");
         let dir6 = TempDir::new("allow6");
-        let home6 = pinned_home(&srv6, &dir6);
         srv6.set_authorized_keys(&forced_line(&server_command("--allow-from ::1/128"), &key));
-        let r = run(&mut ssh(&srv6, &key, &home6, "::1", None, "get 64"));
+        let r = run(&mut ssh_request(&srv6, &key, &dir6, "::1", None, "get 64"));
         r.ok();
         assert_eq!(r.raw_stdout.len(), 64);
         srv6.set_authorized_keys(&forced_line(
             &server_command("--allow-from 127.0.0.0/8"),
             &key,
         ));
-        let r = run(&mut ssh(&srv6, &key, &home6, "::1", None, "get 64"));
+        let r = run(&mut ssh_request(&srv6, &key, &dir6, "::1", None, "get 64"));
         refused(&r, 77, "peer not allowed: ::1 is not in --allow-from");
     }
 }
@@ -1244,9 +1223,8 @@ fn stalled_client_is_cut_off_at_max_time(flavor: Flavor) {
         )),
         &key,
     ));
-    let home = pinned_home(&srv, &dir);
     let mut hog = Killed(
-        ssh(&srv, &key, &home, "127.0.0.1", None, "cat /dev/random")
+        ssh_request(&srv, &key, &dir, "127.0.0.1", None, "cat /dev/random")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1257,14 +1235,28 @@ fn stalled_client_is_cut_off_at_max_time(flavor: Flavor) {
         held_slots(&Path::new(&locks).join("all")) == 1
     });
     // While it holds the slot, a second client is refused (75).
-    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 16"));
+    let r = run(&mut ssh_request(
+        &srv,
+        &key,
+        &dir,
+        "127.0.0.1",
+        None,
+        "get 16",
+    ));
     r.code(75);
     wait_for(
         "the stalled session to end",
         Duration::from_secs(30),
         || held_slots(&Path::new(&locks).join("all")) == 0,
     );
-    let r = run(&mut ssh(&srv, &key, &home, "127.0.0.1", None, "get 16"));
+    let r = run(&mut ssh_request(
+        &srv,
+        &key,
+        &dir,
+        "127.0.0.1",
+        None,
+        "get 16",
+    ));
     r.ok();
     assert_eq!(r.raw_stdout.len(), 16);
     let events = audit(&log);

@@ -241,8 +241,8 @@ fn appended(before: &str, line: &str) -> Vec<u8> {
     v
 }
 
-/// The raw client program of the server's family, pinned to its host key,
-/// with `args` before the destination and `remote` (if any) after it.
+/// The raw client program of the server's family (`ssh_client`, HOME in
+/// `home`), with `args` before the destination and `remote` (if any) after it.
 fn raw_client(
     srv: &SshServer,
     key: &Keypair,
@@ -250,35 +250,14 @@ fn raw_client(
     args: &[&str],
     remote: Option<&str>,
 ) -> Command {
-    let mut c = match srv.flavor {
-        Flavor::Dropbear => {
-            // dbclient reads only $HOME/.ssh/known_hosts, by host name.
-            std::fs::create_dir_all(home.join(".ssh")).unwrap();
-            std::fs::write(
-                home.join(".ssh/known_hosts"),
-                format!("127.0.0.1 {}\n", srv.host_key),
-            )
-            .unwrap();
-            let mut c = Command::new(srv.client_program());
-            c.env("HOME", &home.path).args(args).args([
-                "-p",
-                &srv.port.to_string(),
-                "-i",
-                &key.private_str(),
-                "root@127.0.0.1",
-            ]);
-            c
-        }
-        Flavor::OpenSsh => {
-            let mut c = pinned_ssh(srv, key, home, &["-o", "IdentityAgent=none"]);
-            c.args(args).arg("root@127.0.0.1");
-            c
-        }
-    };
+    let mut c = ssh_client(srv.flavor, srv, key, home);
+    if srv.flavor == Flavor::OpenSsh {
+        c.args(["-o", "IdentityAgent=none"]);
+    }
+    c.args(args).arg("root@127.0.0.1");
     if let Some(r) = remote {
         c.arg(r);
     }
-    c.stdin(Stdio::null());
     c
 }
 
@@ -297,12 +276,7 @@ struct PtyProbe {
 }
 
 fn pty_probe(srv: &SshServer, dropbear_key: &Path, home: &TempDir, remote: &str) -> PtyProbe {
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    std::fs::write(
-        home.join(".ssh/known_hosts"),
-        format!("127.0.0.1 {}\n", srv.host_key),
-    )
-    .unwrap();
+    let home_dir = pinned_home(srv, home);
     let inner = format!(
         "{} -t -p {} -i {} root@127.0.0.1 '{remote}'",
         need("dbclient").display(),
@@ -311,7 +285,7 @@ fn pty_probe(srv: &SshServer, dropbear_key: &Path, home: &TempDir, remote: &str)
     );
     let mut c = Command::new(need("script"));
     c.args(["-q", "-e", "-c", &inner, "/dev/null"])
-        .env("HOME", &home.path)
+        .env("HOME", &home_dir)
         .stdin(Stdio::null());
     let run = run_raw(&mut c);
     let out = &run.raw_stdout;

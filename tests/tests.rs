@@ -3,6 +3,7 @@
 //! architectures); `e2e` runs the real Dropbear and OpenSSH on loopback;
 //! `jail` also needs root, util-linux's `unshare` and `setpriv`, and `ldd`.
 
+#[macro_use]
 mod util;
 
 mod e2e;
