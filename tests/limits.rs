@@ -286,15 +286,7 @@ fn cap_under_200_attempts(flavor: Flavor) {
     assert_eq!(r.raw_stdout.len(), 64);
 }
 
-#[test]
-fn cap_under_200_attempts_dropbear() {
-    cap_under_200_attempts(Flavor::Dropbear);
-}
-
-#[test]
-fn cap_under_200_attempts_openssh() {
-    cap_under_200_attempts(Flavor::OpenSsh);
-}
+each_flavor!(cap_under_200_attempts);
 
 /// A streaming session killed with SIGKILL frees its slot at once: no
 /// cleanup, no stale files.
@@ -365,15 +357,7 @@ fn kill9_frees_slot(flavor: Flavor) {
     );
 }
 
-#[test]
-fn kill9_frees_slot_dropbear() {
-    kill9_frees_slot(Flavor::Dropbear);
-}
-
-#[test]
-fn kill9_frees_slot_openssh() {
-    kill9_frees_slot(Flavor::OpenSsh);
-}
+each_flavor!(kill9_frees_slot);
 
 // ---------------------------------------------------------------------------
 // The shared rate budget over real SSH
@@ -513,15 +497,7 @@ fn total_rate_is_shared(flavor: Flavor) {
     }
 }
 
-#[test]
-fn total_rate_is_shared_dropbear() {
-    total_rate_is_shared(Flavor::Dropbear);
-}
-
-#[test]
-fn total_rate_is_shared_openssh() {
-    total_rate_is_shared(Flavor::OpenSsh);
-}
+each_flavor!(total_rate_is_shared);
 
 // ---------------------------------------------------------------------------
 // --allow-from
@@ -575,15 +551,7 @@ fn allow_from_real(flavor: Flavor) {
     }
 }
 
-#[test]
-fn allow_from_dropbear() {
-    allow_from_real(Flavor::Dropbear);
-}
-
-#[test]
-fn allow_from_openssh() {
-    allow_from_real(Flavor::OpenSsh);
-}
+each_flavor!(allow_from = allow_from_real());
 
 #[test]
 fn allow_from_checks_the_environment() {
@@ -1268,15 +1236,7 @@ fn stalled_client_is_cut_off_at_max_time(flavor: Flavor) {
     );
 }
 
-#[test]
-fn stalled_client_is_cut_off_at_max_time_dropbear() {
-    stalled_client_is_cut_off_at_max_time(Flavor::Dropbear);
-}
-
-#[test]
-fn stalled_client_is_cut_off_at_max_time_openssh() {
-    stalled_client_is_cut_off_at_max_time(Flavor::OpenSsh);
-}
+each_flavor!(stalled_client_is_cut_off_at_max_time);
 
 // ---------------------------------------------------------------------------
 // Client arguments that would hammer a server

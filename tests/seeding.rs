@@ -506,15 +506,7 @@ fn push(flavor: Flavor) {
     r.code(65).stderr_has("larger than --max-bytes 4096");
 }
 
-#[test]
-fn push_to_sink_over_dropbear() {
-    push(Flavor::Dropbear);
-}
-
-#[test]
-fn push_to_sink_over_openssh() {
-    push(Flavor::OpenSsh);
-}
+each_flavor!(push_to_sink = push());
 
 /// An endless input is cut off at --max-bytes at once, not read to the end.
 #[test]

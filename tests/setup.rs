@@ -46,10 +46,15 @@ fn first_key(text: &str) -> String {
 
 // ------------------------------------------------------------------ keygen
 
-/// keygen with the given tool: a 0600 key the tool itself reads back, the
-/// public line on stdout and in FILE.pub, a paste-ready authorize line; a
-/// second run refuses and leaves the key byte for byte.
-fn keygen_with(tool: &str) {
+/// keygen with the flavour's tool (dropbearkey, ssh-keygen): a 0600 key the
+/// tool itself reads back, the public line on stdout and in FILE.pub, a
+/// paste-ready authorize line; a second run refuses and leaves the key byte
+/// for byte.
+fn keygen_with(flavor: Flavor) {
+    let tool = match flavor {
+        Flavor::Dropbear => "dropbearkey",
+        Flavor::OpenSsh => "ssh-keygen",
+    };
     let t = TempDir::new("keygen");
     let out = t.join("etc/entropyservice/id_client");
     let r = run(&mut es(&[
@@ -127,15 +132,7 @@ fn keygen_with(tool: &str) {
     );
 }
 
-#[test]
-fn keygen_with_dropbearkey() {
-    keygen_with("dropbearkey");
-}
-
-#[test]
-fn keygen_with_ssh_keygen() {
-    keygen_with("ssh-keygen");
-}
+each_flavor!(keygen_with);
 
 /// A dropbearkey built without ed25519 (small OpenWrt images): keygen falls
 /// back to RSA 2048 unless ed25519 was asked for explicitly.
@@ -592,25 +589,8 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
     assert_eq!(read(&srv.authorized_keys), after);
 }
 
-#[test]
-fn authorize_round_trip_dropbear() {
-    authorize_round_trip(Flavor::Dropbear, false);
-}
-
-#[test]
-fn authorize_round_trip_dropbear_explicit_options() {
-    authorize_round_trip(Flavor::Dropbear, true);
-}
-
-#[test]
-fn authorize_round_trip_openssh() {
-    authorize_round_trip(Flavor::OpenSsh, false);
-}
-
-#[test]
-fn authorize_round_trip_openssh_explicit_options() {
-    authorize_round_trip(Flavor::OpenSsh, true);
-}
+each_flavor!(authorize_round_trip = authorize_round_trip(false));
+each_flavor!(authorize_round_trip_explicit_options = authorize_round_trip(true));
 
 /// A new ~/.ssh (0700) and authorized_keys (0600) from $HOME; the key from a
 /// .pub file; --flavor openssh --compat adds no-user-rc.

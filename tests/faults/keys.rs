@@ -442,12 +442,4 @@ fn forced_command_refuses_everything_else(flavor: Flavor) {
     );
 }
 
-#[test]
-fn forced_command_refuses_everything_else_dropbear() {
-    forced_command_refuses_everything_else(Flavor::Dropbear);
-}
-
-#[test]
-fn forced_command_refuses_everything_else_openssh() {
-    forced_command_refuses_everything_else(Flavor::OpenSsh);
-}
+each_flavor!(forced_command_refuses_everything_else);

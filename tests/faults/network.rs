@@ -249,15 +249,7 @@ fn server_session_killed(flavor: Flavor) {
     assert_no_ssh_client_for(srv.port);
 }
 
-#[test]
-fn server_session_killed_dropbear() {
-    server_session_killed(Flavor::Dropbear);
-}
-
-#[test]
-fn server_session_killed_openssh() {
-    server_session_killed(Flavor::OpenSsh);
-}
+each_flavor!(server_session_killed);
 
 // ------------------------------------------------------ 3. server stalls
 

@@ -350,6 +350,29 @@ pub enum Flavor {
 
 pub const BOTH: [Flavor; 2] = [Flavor::Dropbear, Flavor::OpenSsh];
 
+/// One test per SSH flavour from one body: `each_flavor!(name);` makes the
+/// tests `name::dropbear` and `name::openssh`, which call the function
+/// `name(Flavor::Dropbear)` and `name(Flavor::OpenSsh)` of the module it
+/// stands in; `each_flavor!(name = body(args));` calls `body(flavor, args)`.
+/// A filter `name` selects both.
+macro_rules! each_flavor {
+    ($name:ident) => {
+        each_flavor!($name = $name());
+    };
+    ($name:ident = $body:ident($($arg:expr),*)) => {
+        mod $name {
+            #[test]
+            fn dropbear() {
+                super::$body(crate::util::Flavor::Dropbear $(, $arg)*);
+            }
+
+            #[test]
+            fn openssh() {
+                super::$body(crate::util::Flavor::OpenSsh $(, $arg)*);
+            }
+        }
+    };
+}
 
 /// Shell prefix, run in a private mount namespace (`unshare -m --propagation
 /// private`), that gives the commands after it a `/dev/hwrng` whether or not
