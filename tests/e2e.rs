@@ -307,7 +307,11 @@ fn stream_mode_credits_until_terminated() {
             ]),
             &dir,
         );
-        std::thread::sleep(Duration::from_secs(3));
+        // 20000 B/s at 2 bits per byte, in 512-byte chunks: 8192 bits take
+        // well under a second on a quiet machine; the bound is generous.
+        d.wait_for("8192 bits credited", Duration::from_secs(30), |st, _| {
+            status_num(st, "bits_credited") >= 8192
+        });
         assert_eq!(
             children_of(d.pid()).len(),
             1,
@@ -318,7 +322,6 @@ fn stream_mode_credits_until_terminated() {
         assert_eq!(code, 0, "{err}");
         let text = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
         let credited = d.num("bits_credited");
-        // 20000 B/s for about 3 s at 2 bits per byte, in 512-byte chunks.
         assert!(
             credited >= 8192,
             "credited only {credited} bits: {err}\n{text}"

