@@ -502,26 +502,6 @@ fn private_dir(p: &Path) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
-fn seed_bytes(n: usize) -> Vec<u8> {
-    let mut b = vec![0u8; n];
-    entropyservice::sys::getrandom(&mut b, 0).unwrap();
-    b
-}
-
-/// `(bytes mixed, bits credited)` from the `seed load:` summary line.
-fn load_summary(r: &Run) -> (u64, u64) {
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("seed load: "))
-        .unwrap_or_else(|| panic!("no `seed load:` line\n{}", r.explain()));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (n[0], n[1])
-}
-
 /// A FIFO, a symlink or another user's file where root looks for a seed
 /// is refused with one line each, never blocks boot, and the new seed is
 /// still saved; a directory named seed.no-credit does not stop seed.credit.
@@ -535,7 +515,7 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
     // A FIFO as seed.credit: a plain open would block until a writer came.
     run(Command::new(need("mkfifo")).arg(sd.join("seed.credit"))).ok();
     let secret = dir.join("secret");
-    std::fs::write(&secret, seed_bytes(64)).unwrap();
+    std::fs::write(&secret, random_bytes(64)).unwrap();
     std::os::unix::fs::symlink(&secret, sd.join("seed.no-credit")).unwrap();
     let start = Instant::now();
     let r = seed_cmd("load", sds, None);
@@ -550,7 +530,7 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
         .stderr_has(&format!(
             "ignoring {sds}/seed.no-credit: not a regular file"
         ));
-    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
     assert_eq!(
         std::fs::read(&secret).unwrap().len(),
         64,
@@ -567,31 +547,31 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
     for n in ["seed.credit", "seed.no-credit"] {
         let _ = std::fs::remove_file(sd.join(n));
     }
-    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(sd.join("seed.credit"), random_bytes(64)).unwrap();
     std::os::unix::fs::chown(sd.join("seed.credit"), Some(UID), Some(UID)).unwrap();
     let r = seed_cmd("load", sds, None);
     r.ok().stderr_has("another user's file");
-    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
 
     // A hard link to another of root's files (the jail user may plant one
     // to a root file where protected_hardlinks is off) is not loaded.
     std::fs::remove_file(sd.join("seed.credit")).unwrap();
     let other = dir.join("other");
-    std::fs::write(&other, seed_bytes(64)).unwrap();
+    std::fs::write(&other, random_bytes(64)).unwrap();
     std::fs::hard_link(&other, sd.join("seed.credit")).unwrap();
     let r = seed_cmd("load", sds, None);
     r.ok().stderr_has(&format!("ignoring {sds}/seed.credit"));
-    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
     assert_eq!(std::fs::read(&other).unwrap().len(), 64);
 
     // A directory named seed.no-credit: seed.credit still loads and credits,
     // and the new seed is saved.
     let _ = std::fs::remove_file(sd.join("seed.credit"));
-    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(sd.join("seed.credit"), random_bytes(64)).unwrap();
     std::fs::create_dir(sd.join("seed.no-credit")).unwrap();
     let r = seed_cmd("load", sds, None);
     r.ok().stderr_has("new seed saved");
-    assert_eq!(load_summary(&r), (64, 512), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (64, 512), "{}", r.explain());
     assert!(sd.join("seed.credit").is_file(), "{}", r.explain());
 }
 
@@ -603,7 +583,7 @@ fn seed_load_refuses_a_directory_root_does_not_own() {
     let dir = TempDir::new("seeddir");
     let sd = dir.join("seed");
     user_dir(&sd);
-    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(sd.join("seed.credit"), random_bytes(64)).unwrap();
     let sds = sd.to_str().unwrap();
     let r = seed_cmd("load", sds, None);
     r.code(77).one_line_error().stderr_has(&format!(
@@ -634,7 +614,7 @@ fn seed_save_takes_the_jailed_clients_seed_without_credit() {
     private_dir(&sd);
     let cd = dir.join("client-seed");
     user_dir(&cd);
-    std::fs::write(cd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(cd.join("seed.credit"), random_bytes(64)).unwrap();
     std::os::unix::fs::chown(cd.join("seed.credit"), Some(UID), Some(UID)).unwrap();
     run(Command::new(need("mkfifo")).arg(cd.join("seed.no-credit"))).ok();
     std::os::unix::fs::chown(cd.join("seed.no-credit"), Some(UID), Some(UID)).unwrap();
@@ -649,7 +629,7 @@ fn seed_save_takes_the_jailed_clients_seed_without_credit() {
     assert!(sd.join("seed.credit").is_file() || sd.join("seed.no-credit").is_file());
     // A link planted in the client's directory is refused, its target kept.
     let secret = dir.join("secret");
-    std::fs::write(&secret, seed_bytes(64)).unwrap();
+    std::fs::write(&secret, random_bytes(64)).unwrap();
     std::os::unix::fs::symlink(&secret, cd.join("seed.credit")).unwrap();
     let r = seed_cmd("load", sds, Some(cds));
     r.ok().stderr_has(&format!("ignoring {cds}/seed.credit"));

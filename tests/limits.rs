@@ -158,12 +158,6 @@ fn no_long_runs(data: &[u8]) -> bool {
     data.windows(6).all(|w| w.iter().any(|&b| b != w[0]))
 }
 
-fn random_bytes(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    entropyservice::sys::getrandom(&mut v, 0).unwrap();
-    v
-}
-
 // ---------------------------------------------------------------------------
 // Session caps over real SSH
 
@@ -933,32 +927,21 @@ fn check_switch(dir: &TempDir, args: &[&str], wrap: Option<&str>) {
     assert!(end.line.contains("source=getrandom"), "{}", end.line);
 }
 
-/// Writes 8 KiB of random bytes and then zeros into the FIFO at `path`
-/// until `stop` is set. The FIFO is opened read-write, so readers never see
-/// end-of-file and writes never fail: the source really "turns constant".
-fn feed_fifo(
-    path: std::path::PathBuf,
+/// A FIFO at `path` (made here) that a thread keeps full: `head` first,
+/// then the blocks `next` makes, until dropped. The FIFO is opened
+/// read-write, so readers never see end-of-file and writes never fail: a
+/// source that "turns constant" really does.
+struct Feeder {
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, &random_bytes(8192)).unwrap();
-    std::thread::spawn(move || {
-        let zeros = [0u8; 4096];
-        while !stop.load(Ordering::Relaxed) {
-            if std::io::Write::write(&mut f, &zeros).is_err() {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    })
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn mkfifo(path: &Path) {
+fn feed_fifo(
+    path: &Path,
+    head: &[u8],
+    mut next: impl FnMut() -> Vec<u8> + Send + 'static,
+) -> Feeder {
+    use std::os::unix::fs::OpenOptionsExt;
     rustix::fs::mknodat(
         rustix::fs::CWD,
         path,
@@ -967,18 +950,53 @@ fn mkfifo(path: &Path) {
         0,
     )
     .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, head).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
+        while !stopped.load(Ordering::Relaxed) {
+            let b = next();
+            let mut off = 0;
+            while off < b.len() && !stopped.load(Ordering::Relaxed) {
+                match std::io::Write::write(&mut f, &b[off..]) {
+                    Ok(n) => off += n,
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        }
+    });
+    Feeder {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// 8 KiB of random bytes, then zeros.
+fn turning_constant(path: &Path) -> Feeder {
+    feed_fifo(path, &random_bytes(8192), || vec![0u8; 4096])
 }
 
 #[test]
 fn fifo_source_turning_constant_switches_to_getrandom() {
     let dir = TempDir::new("fifo");
     let fifo = dir.join("rng");
-    mkfifo(&fifo);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = feed_fifo(fifo.clone(), stop.clone());
+    let _feeder = turning_constant(&fifo);
     check_switch(&dir, &["--source", &fifo.to_string_lossy()], None);
-    stop.store(true, Ordering::Relaxed);
-    feeder.join().unwrap();
 }
 
 /// A regular file would replay the same bytes to every session: refused
@@ -1008,39 +1026,18 @@ fn regular_file_source_is_refused() {
 fn named_source_is_xored_with_getrandom() {
     let dir = TempDir::new("sevenbit");
     let fifo = dir.join("rng");
-    mkfifo(&fifo);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)
-            .unwrap();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let mut b = random_bytes(4096);
-                b.iter_mut().for_each(|x| *x &= 0x7f);
-                let mut off = 0;
-                while off < b.len() && !stop.load(Ordering::Relaxed) {
-                    match std::io::Write::write(&mut f, &b[off..]) {
-                        Ok(n) => off += n,
-                        Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                    }
-                }
-            }
-        })
-    };
+    let feeder = feed_fifo(&fifo, &[], || {
+        let mut b = random_bytes(4096);
+        b.iter_mut().for_each(|x| *x &= 0x7f);
+        b
+    });
     let log = dir.s("audit");
     let r = direct_run(
         &["--source", &fifo.to_string_lossy(), "--audit-file", &log],
         "get 65536",
         None,
     );
-    stop.store(true, Ordering::Relaxed);
-    feeder.join().unwrap();
+    drop(feeder);
     r.ok();
     assert_eq!(r.raw_stdout.len(), 65536);
     let high = r.raw_stdout.iter().filter(|&&b| b & 0x80 != 0).count();
@@ -1060,34 +1057,14 @@ fn named_source_is_xored_with_getrandom() {
 fn counter_source_is_dropped() {
     let dir = TempDir::new("counter");
     let fifo = dir.join("rng");
-    mkfifo(&fifo);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)
-            .unwrap();
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let b: Vec<u8> = (0..4096).map(|i| i as u8).collect();
-            while !stop.load(Ordering::Relaxed) {
-                if std::io::Write::write(&mut f, &b).is_err() {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        })
-    };
+    let feeder = feed_fifo(&fifo, &[], || (0..4096).map(|i| i as u8).collect());
     let log = dir.s("audit");
     let r = direct_run(
         &["--source", &fifo.to_string_lossy(), "--audit-file", &log],
         "get 65536",
         None,
     );
-    stop.store(true, Ordering::Relaxed);
-    feeder.join().unwrap();
+    drop(feeder);
     r.ok();
     assert_eq!(r.raw_stdout.len(), 65536);
     let events = audit(Path::new(&log));
@@ -1111,17 +1088,13 @@ fn auto_source_drops_a_failing_hwrng() {
     need_root();
     let dir = TempDir::new("hwrng");
     let fifo = dir.join("hwrng");
-    mkfifo(&fifo);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let feeder = feed_fifo(fifo.clone(), stop.clone());
+    let _feeder = turning_constant(&fifo);
     let script = format!(
         "{DEV_HWRNG}mount --bind {} /dev/hwrng && exec {} \"$@\"",
         fifo.display(),
         bin()
     );
     check_switch(&dir, &["--source", "auto"], Some(&script));
-    stop.store(true, Ordering::Relaxed);
-    feeder.join().unwrap();
 }
 
 // ---------------------------------------------------------------------------

@@ -45,20 +45,6 @@ fn write_seed(dir: &str, name: &str, len: usize) -> Vec<u8> {
     v
 }
 
-/// The `N` in the `seed load: N bytes mixed, M bits credited` line.
-fn load_totals(r: &Run) -> (u64, u64) {
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("seed load: "))
-        .unwrap_or_else(|| panic!("no `seed load:` line\n{}", r.explain()));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (nums[0], nums[1])
-}
-
 #[test]
 fn seed_load_credits_only_a_creditable_seed() {
     need_root();
@@ -72,7 +58,7 @@ fn seed_load_credits_only_a_creditable_seed() {
             "seed {sd}/seed.credit: 32 bytes mixed, 256 bits credited (creditable seed)"
         ))
         .stderr_has("new seed saved (creditable)");
-    assert_eq!(load_totals(&r), (32, 256), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (32, 256), "{}", r.explain());
     let now = seed_files(&sd);
     assert_eq!(now.len(), 1, "{now:?}");
     assert_ne!(now["seed.credit"], old, "the used seed was not replaced");
@@ -88,7 +74,7 @@ fn seed_load_credits_only_a_creditable_seed() {
         "{}",
         r.explain()
     );
-    assert_eq!(load_totals(&r), (32, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (32, 0), "{}", r.explain());
 
     // Both kinds, a torn temp file and an empty seed: the temp file is never
     // read, the empty seed is dropped with a warning.
@@ -98,12 +84,12 @@ fn seed_load_credits_only_a_creditable_seed() {
     write_seed(&sd, "seed.tmp", 7);
     let r = seed("load", &sd);
     r.ok();
-    assert_eq!(load_totals(&r), (96, 512), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (96, 512), "{}", r.explain());
     std::fs::remove_file(format!("{sd}/seed.credit")).unwrap();
     std::fs::write(format!("{sd}/seed.no-credit"), b"").unwrap();
     let r = seed("load", &sd);
     r.ok().stderr_has("ignoring seed");
-    assert_eq!(load_totals(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
 }
 
 /// The ioctl's own answer, and the order: each seed file is unlinked and the
@@ -221,7 +207,7 @@ fn seed_files_survive_kill_9() {
             let total: u64 = real.iter().map(|(_, c)| c.len() as u64).sum();
             let r = seed("load", &sd);
             r.ok();
-            assert_eq!(load_totals(&r).0, total, "{}", r.explain());
+            assert_eq!(seed_load_totals(&r).0, total, "{}", r.explain());
             full_loads += 1;
             let after = seed_files(&sd);
             for (name, content) in real {
@@ -685,7 +671,7 @@ fn before_5_6_a_seed_comes_from_urandom_and_a_boot_always_leaves_one() {
     };
     let r = old_kernel("load");
     r.ok().stderr_has("not creditable: the CRNG is not ready");
-    assert_eq!(load_totals(&r), (32, 256), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (32, 256), "{}", r.explain());
     let files = seed_files(&sd);
     let keys: HashSet<&str> = files.keys().map(|k| k.as_str()).collect();
     assert_eq!(keys, HashSet::from(["seed.no-credit"]), "{}", r.explain());

@@ -3,7 +3,6 @@
 //! random source.
 
 use crate::util::*;
-use rustix::process::Signal;
 use std::process::Command;
 use std::time::Duration;
 
@@ -86,8 +85,7 @@ fn missing_programs_keys_and_sources_are_one_line_errors() {
         st.get("state").map(String::as_str) == Some("idle")
             && st.get("sessions").and_then(|v| v.parse::<u64>().ok()) > Some(sessions)
     });
-    d.signal(Signal::TERM);
-    assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
     for l in d.log().lines().filter(|l| l.contains("key file")) {
         assert!(l.starts_with("warning: key file "), "{l}");
     }

@@ -2,6 +2,7 @@
 //! server that stalls, and a network partition (two network namespaces
 //! joined by a veth pair).
 
+use super::stream_daemon;
 use crate::util::*;
 use rustix::process::Signal;
 use std::collections::HashMap;
@@ -168,29 +169,10 @@ fn unreachable_server_backs_off_to_the_cap_and_recovers() {
         .log()
         .contains(&format!("fetching from root@127.0.0.1:{port} works")));
     assert_eq!(d.num("bits_credited"), 128, "{:?}", d.status());
-    d.signal(Signal::TERM);
-    assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
 }
 
 // ------------------------------------------- 2. server dies mid-stream
-
-/// The per-connection server processes above the forced command `pid`
-/// (Dropbear's session child; sshd's privileged monitor and session
-/// process), up to but not including the listener.
-fn session_processes(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut p = pid;
-    while let Some(parent) = ppid(p) {
-        if !matches!(exe_name(parent).as_str(), "dropbear" | "sshd") {
-            break; // p is the listener
-        }
-        if p != pid {
-            out.push(p);
-        }
-        p = parent;
-    }
-    out
-}
 
 /// Breaks: SIGKILL to the server's session processes (Dropbear's
 /// per-connection child; sshd's monitor and session process) mid-stream.
@@ -199,16 +181,7 @@ fn session_processes(pid: u32) -> Vec<u32> {
 fn server_session_killed(flavor: Flavor) {
     need_root();
     let (srv, key, dir) = forced_server(flavor, &server_command("--rate 20000"));
-    let mut d = Daemon::spawn(
-        client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "2s")]).args([
-            "--mode",
-            "stream",
-            "--max-backoff",
-            "1s",
-            "127.0.0.1",
-        ]),
-        &dir,
-    );
+    let mut d = stream_daemon(&srv, &key, &dir, "2s");
     d.wait_for("a credited chunk", Duration::from_secs(15), |st, _| {
         st.get("bits_credited").is_some_and(|v| v != "0")
     });
@@ -242,8 +215,7 @@ fn server_session_killed(flavor: Flavor) {
         },
     );
     assert_children_clean(d.pid(), &old_child);
-    d.signal(Signal::TERM);
-    assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
     assert_no_ssh_client_for(srv.port);
 }
 
@@ -261,16 +233,7 @@ fn stalled_server_is_cut_off_and_retried() {
     let mut runs = Vec::new();
     for flavor in BOTH {
         let (srv, key, dir) = forced_server(flavor, "head -c 10 /dev/urandom; exec sleep 15");
-        let d = Daemon::spawn(
-            client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "1s")]).args([
-                "--mode",
-                "stream",
-                "--max-backoff",
-                "1s",
-                "127.0.0.1",
-            ]),
-            &dir,
-        );
+        let d = stream_daemon(&srv, &key, &dir, "1s");
         runs.push((srv, key, dir, d));
     }
     for (srv, _, _, d) in runs.iter_mut() {
@@ -304,8 +267,7 @@ fn stalled_server_is_cut_off_and_retried() {
         assert_eq!(st["bits_credited"], "0", "{st:?}");
         assert!(st["reconnects"].parse::<u64>().unwrap() >= 2, "{st:?}");
         assert!(seen.len() >= 3, "{:?}: SSH children {seen:?}", srv.flavor);
-        d.signal(Signal::TERM);
-        assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
+        assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
         assert_children_clean(pid, &seen);
         assert_no_ssh_client_for(srv.port);
     }
@@ -375,13 +337,7 @@ fn network_partition_mid_stream() {
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|v| v > credited)
     });
-    d.signal(Signal::TERM);
-    assert_eq!(
-        d.wait_exit(Duration::from_secs(5)).code(),
-        Some(0),
-        "{}",
-        d.log()
-    );
+    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
     let st = d.status();
     let n = |k: &str| st[k].parse::<u64>().unwrap();
     let (received, credited, sessions) = (n("bytes_received"), n("bits_credited"), n("sessions"));

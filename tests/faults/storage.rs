@@ -212,13 +212,7 @@ fn disk_full_when_saving_a_seed_keeps_the_old_seed() {
     d.wait_for("a pull", Duration::from_secs(10), |st, _| {
         st.get("state").map(String::as_str) == Some("idle")
     });
-    d.signal(Signal::TERM);
-    assert_eq!(
-        d.wait_exit(Duration::from_secs(5)).code(),
-        Some(0),
-        "{}",
-        d.log()
-    );
+    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
     let log = d.log();
     assert_eq!(
         log.matches("No space left on device (os error 28); the previous seed is kept")

@@ -2,8 +2,8 @@
 //! clients, and an RSA pin through ssh), and constant, short and repeated
 //! streams that must never be credited.
 
+use super::stream_daemon;
 use crate::util::*;
-use rustix::process::Signal;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -91,8 +91,7 @@ fn host_key_refused_in_daemon_mode_without_spinning() {
             sessions,
             "{log}"
         );
-        d.signal(Signal::TERM);
-        assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
+        assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
         assert_no_ssh_client_for(srv.port);
     }
 }
@@ -160,16 +159,7 @@ fn bad_streams_are_never_credited_in_stream_mode() {
     for (cmd, why) in cases {
         for flavor in BOTH {
             let (srv, key, dir) = forced_server(flavor, cmd);
-            let d = Daemon::spawn(
-                client_cmd_opts(&srv, &key, &dir, &[("--stall-timeout", "2s")]).args([
-                    "--mode",
-                    "stream",
-                    "--max-backoff",
-                    "1s",
-                    "127.0.0.1",
-                ]),
-                &dir,
-            );
+            let d = stream_daemon(&srv, &key, &dir, "2s");
             runs.push((flavor, why, srv, dir, d));
         }
     }
@@ -191,8 +181,7 @@ fn bad_streams_are_never_credited_in_stream_mode() {
                 .contains("nothing credited; skipping this server for 1 s"));
         }
         assert!(children_of(d.pid()).len() <= 1);
-        d.signal(Signal::TERM);
-        assert_eq!(d.wait_exit(Duration::from_secs(5)).code(), Some(0));
+        assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
         assert_eq!(d.status()["bits_credited"], "0");
         assert_no_ssh_client_for(srv.port);
     }

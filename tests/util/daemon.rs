@@ -128,8 +128,14 @@ impl Daemon {
     /// still running fails the test, with the log).
     #[track_caller]
     pub fn stop(&mut self) -> i32 {
+        self.stop_within(Duration::from_secs(10))
+    }
+
+    /// `stop` with the exit due within `limit`.
+    #[track_caller]
+    pub fn stop_within(&mut self, limit: Duration) -> i32 {
         self.signal(Signal::TERM);
-        let st = self.wait_exit(Duration::from_secs(10));
+        let st = self.wait_exit(limit);
         st.code()
             .unwrap_or_else(|| panic!("ended by {st}, not by its SIGTERM handler\n{}", self.log()))
     }

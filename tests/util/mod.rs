@@ -256,6 +256,29 @@ pub fn wait_limit(child: &mut Child, limit: Duration) -> Output {
     }
 }
 
+/// `n` bytes from the kernel's getrandom.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    entropyservice::sys::getrandom(&mut v, 0).unwrap();
+    v
+}
+
+/// `(bytes mixed, bits credited)` from the `seed load: N bytes mixed, M
+/// bits credited` line of a run.
+#[track_caller]
+pub fn seed_load_totals(r: &Run) -> (u64, u64) {
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("seed load: "))
+        .unwrap_or_else(|| panic!("no `seed load:` line\n{}", r.explain()));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1])
+}
+
 /// A loopback TCP port no one listens on, for a server a test starts next.
 ///
 /// Taken from 20000-32767, below Linux's ephemeral range (32768-60999): a
