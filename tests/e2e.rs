@@ -480,34 +480,25 @@ fn status_file_warning_fits_the_machine() {
     ] {
         let script = format!("{mount} && exec \"$@\"");
         let port = free_port().to_string();
-        let mut c = Command::new(need("unshare"));
-        c.args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            "sh",
-            bin(),
-        ])
-        .args([
-            "client",
-            "--ssh",
-            "dbclient",
-            "-p",
-            &port,
-            "-i",
-            &key.private_str(),
-        ])
-        .args([
-            "--host-key",
-            &key.type_and_key(),
-            "--status-file",
-            &dir.s("status"),
-        ])
-        .args(["--runtime-dir", &dir.s("rt"), "--seed-dir", &dir.s("seed")])
-        .arg("127.0.0.1");
+        let mut c = in_mount_namespace(&script);
+        c.args([bin()])
+            .args([
+                "client",
+                "--ssh",
+                "dbclient",
+                "-p",
+                &port,
+                "-i",
+                &key.private_str(),
+            ])
+            .args([
+                "--host-key",
+                &key.type_and_key(),
+                "--status-file",
+                &dir.s("status"),
+            ])
+            .args(["--runtime-dir", &dir.s("rt"), "--seed-dir", &dir.s("seed")])
+            .arg("127.0.0.1");
         let r = run_limit(&mut c, Duration::from_secs(3));
         let line = r
             .stderr

@@ -782,8 +782,7 @@ fn lock_dir_is_created_private() {
         bin()
     );
     let r = run_limit(
-        Command::new(need("unshare"))
-            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        in_mount_namespace(&script)
             .env("SSH_ORIGINAL_COMMAND", "get 16")
             .stdin(Stdio::null()),
         Duration::from_secs(30),
@@ -834,8 +833,7 @@ fn bad_lock_dirs_are_clear_refusals() {
         ro.display()
     );
     let r = run_limit(
-        Command::new(need("unshare"))
-            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        in_mount_namespace(&script)
             .env("SSH_ORIGINAL_COMMAND", "get 16")
             .stdin(Stdio::null()),
         Duration::from_secs(30),
@@ -875,8 +873,7 @@ fn check_switch(dir: &TempDir, args: &[&str], wrap: Option<&str>) {
     let r = match wrap {
         None => direct_run(&a, "get 65536", None),
         Some(script) => run_limit(
-            Command::new(need("unshare"))
-                .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+            in_mount_namespace(script)
                 .args(["server"])
                 .args(&a)
                 .env("SSH_ORIGINAL_COMMAND", "get 65536")
@@ -1487,8 +1484,7 @@ fn squatted_default_lock_dir_names_its_owner_and_xdg_runtime_dir_is_used() {
         bin = bin()
     );
     let r = run_limit(
-        Command::new(need("unshare"))
-            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        in_mount_namespace(&script)
             .env("SSH_ORIGINAL_COMMAND", "get 16")
             .stdin(Stdio::null()),
         Duration::from_secs(30),
@@ -1516,8 +1512,7 @@ fn auto_source_ignores_a_regular_file_at_dev_hwrng() {
         bin()
     );
     let r = run_limit(
-        Command::new(need("unshare"))
-            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        in_mount_namespace(&script)
             .env("SSH_ORIGINAL_COMMAND", "get 4096")
             .stdin(Stdio::null()),
         Duration::from_secs(30),

@@ -106,9 +106,8 @@ fn missing_programs_keys_and_sources_are_one_line_errors() {
         "{DEV_HWRNG}exec {} --reuid=nobody --regid=nogroup --clear-groups \"$@\"",
         need("setpriv").display()
     );
-    let mut c = Command::new(need("unshare"));
-    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"])
-        .arg(&copy)
+    let mut c = in_mount_namespace(&script);
+    c.arg(&copy)
         .args(["server", "--source", "/dev/hwrng", "--lock-dir", &lock])
         .env_remove("LD_LIBRARY_PATH")
         .env("SSH_ORIGINAL_COMMAND", "get 64");

@@ -410,6 +410,16 @@ pub const DEV_HWRNG: &str = "if [ ! -e /dev/hwrng ]; then \
      && : >\"$t/hwrng\" && chmod 600 \"$t/hwrng\" && mount --bind \"$t\" /dev \
      && umount \"$t\" && rmdir \"$t\" || { echo 'cannot make a stand-in /dev/hwrng' >&2; exit 1; }; fi; ";
 
+/// `sh -c SCRIPT sh` in a private mount namespace (`unshare -m
+/// --propagation private`): what it mounts vanishes with it. Arguments
+/// added to the command are the script's `$1`, `$2`, ...
+pub fn in_mount_namespace(script: &str) -> Command {
+    let mut c = Command::new(need("unshare"));
+    c.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .stdin(Stdio::null());
+    c
+}
+
 /// Runs `script` with sh as nobody (`setpriv --reuid 65534`).
 pub fn as_nobody(script: &str) -> Command {
     let mut c = Command::new(need("setpriv"));
