@@ -176,16 +176,15 @@ fn no_long_runs(data: &[u8]) -> bool {
 fn cap_under_200_attempts(flavor: Flavor) {
     const N: usize = 200;
     let dir = TempDir::new("cap200");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
     let (locks, log) = (dir.s("locks"), dir.join("audit"));
-    srv.set_authorized_keys(&forced_line(
+    let (srv, key) = forced_server_in(
+        flavor,
+        &dir,
         &server_command(&format!(
             "--client burst --max-sessions 2 --rate 200 --lock-dir {locks} --audit-file {}",
             log.display()
         )),
-        &key,
-    ));
+    );
     let runs: Vec<Run> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..N)
             .map(|i| {
@@ -286,17 +285,16 @@ each_flavor!(cap_under_200_attempts);
 /// cleanup, no stale files.
 fn kill9_frees_slot(flavor: Flavor) {
     let dir = TempDir::new("kill9");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
     let log = dir.join("audit");
-    srv.set_authorized_keys(&forced_line(
+    let (srv, key) = forced_server_in(
+        flavor,
+        &dir,
         &server_command(&format!(
             "--client k --max-sessions 1 --rate 1000 --lock-dir {} --audit-file {}",
             dir.s("locks"),
             log.display()
         )),
-        &key,
-    ));
+    );
     let mut first = Killed(
         ssh_request(&srv, &key, &dir, "127.0.0.1", None, "cat /dev/random")
             .stdout(Stdio::piped())
@@ -506,12 +504,11 @@ each_flavor!(total_rate_is_shared);
 /// are refused with status 77; OpenSSH on ::1 checks IPv6 peers.
 fn allow_from_real(flavor: Flavor) {
     let dir = TempDir::new("allow");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(
+    let (srv, key) = forced_server_in(
+        flavor,
+        &dir,
         &server_command("--client a --allow-from 127.0.0.2/32,192.0.2.0/24"),
-        &key,
-    ));
+    );
     let r = run(&mut ssh_request(
         &srv,
         &key,
@@ -1157,16 +1154,15 @@ fn a_reader_that_stops_reading_cannot_outlast_the_deadlines() {
 /// served.
 fn stalled_client_is_cut_off_at_max_time(flavor: Flavor) {
     let dir = TempDir::new("stallssh");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
     let (locks, log) = (dir.s("locks"), dir.join("audit"));
-    srv.set_authorized_keys(&forced_line(
+    let (srv, key) = forced_server_in(
+        flavor,
+        &dir,
         &server_command(&format!(
             "--max-total-sessions 1 --max-time 3s --lock-dir {locks} --audit-file {}",
             log.display()
         )),
-        &key,
-    ));
+    );
     let mut hog = Killed(
         ssh_request(&srv, &key, &dir, "127.0.0.1", None, "cat /dev/random")
             .stdout(Stdio::piped())

@@ -235,13 +235,12 @@ fn seed_files_survive_kill_9() {
 #[test]
 fn topup_mode_sessions_idle_and_cpu() {
     let dir = TempDir::new("topup");
-    let srv = SshServer::start(Flavor::Dropbear, "");
-    let key = srv.client_key(&dir, "id");
     let audit = dir.s("audit");
-    srv.set_authorized_keys(&forced_line(
+    let (srv, key) = forced_server_in(
+        Flavor::Dropbear,
+        &dir,
         &server_command(&format!("--audit-file {audit}")),
-        &key,
-    ));
+    );
     let log = dir.join("client.log");
     let mut d = Daemon::spawn_at(
         client_cmd(&srv, &key, &dir).args(["--interval", "1s", "--mode", "auto", "127.0.0.1"]),
@@ -341,9 +340,7 @@ fn topup_mode_sessions_idle_and_cpu() {
 #[test]
 fn sigterm_while_sleeping_saves_a_seed_and_stops() {
     let dir = TempDir::new("sigterm");
-    let srv = SshServer::start(Flavor::Dropbear, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(&server_command(""), &key));
+    let (srv, key) = forced_server_in(Flavor::Dropbear, &dir, &server_command(""));
     let log = dir.join("client.log");
     let mut d = Daemon::spawn_at(
         client_cmd(&srv, &key, &dir).args(["--interval", "1h", "127.0.0.1"]),
@@ -462,9 +459,7 @@ fn failover_past_a_dead_server_and_a_wrong_host_key() {
 fn push(flavor: Flavor) {
     need_root();
     let dir = TempDir::new("push");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(&format!("{} sink", bin()), &key));
+    let (srv, key) = forced_server_in(flavor, &dir, &format!("{} sink", bin()));
     // source | ssh: the source's stdout is the SSH client's stdin.
     let pipeline = |source: &str| {
         let mut src = Command::new("sh")
@@ -541,9 +536,7 @@ fn measure_topup_cost() {
         .unwrap_or(60);
     let es = std::env::var("ES_BIN").unwrap_or_else(|_| bin().to_string());
     let dir = TempDir::new("measure");
-    let srv = SshServer::start(Flavor::Dropbear, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(&server_command(""), &key));
+    let (srv, key) = forced_server_in(Flavor::Dropbear, &dir, &server_command(""));
     let args: Vec<std::ffi::OsString> = client_cmd(&srv, &key, &dir)
         .get_args()
         .map(|a| a.to_owned())

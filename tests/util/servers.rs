@@ -392,10 +392,17 @@ pub fn pinned_ssh(srv: &SshServer, key: &Keypair, dir: &TempDir, args: &[&str]) 
 /// the client key for it, and a temp dir.
 pub fn forced_server(flavor: Flavor, command: &str) -> (SshServer, Keypair, TempDir) {
     let dir = TempDir::new("srv");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(command, &key));
+    let (srv, key) = forced_server_in(flavor, &dir, command);
     (srv, key, dir)
+}
+
+/// `forced_server` with the client key made in `dir`, for a `command`
+/// that names files there.
+pub fn forced_server_in(flavor: Flavor, dir: &TempDir, command: &str) -> (SshServer, Keypair) {
+    let srv = SshServer::start(flavor, "");
+    let key = srv.client_key(dir, "id");
+    srv.set_authorized_keys(&forced_line(command, &key));
+    (srv, key)
 }
 
 /// `entropyservice client` arguments for `program` on `port` with `key` and
