@@ -481,7 +481,7 @@ fn status_file_warning_fits_the_machine() {
         let script = format!("{mount} && exec \"$@\"");
         let port = free_port().to_string();
         let mut c = in_mount_namespace(&script);
-        c.args([bin()])
+        c.arg(bin())
             .args([
                 "client",
                 "--ssh",
