@@ -297,31 +297,31 @@ fn stream_mode_credits_until_terminated() {
     need_root();
     for flavor in BOTH {
         let (srv, key, dir) = forced_server(flavor, &server_command("--rate 20000"));
-        let mut child = client_cmd(&srv, &key, &dir)
-            .args(["--mode", "stream", "--reseed-interval", "1s", "127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        std::thread::sleep(Duration::from_secs(3));
-        assert_eq!(children_of(pid).len(), 1, "one SSH child while streaming");
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid as i32).unwrap(),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
-        let out = wait_limit(&mut child, Duration::from_secs(10));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{err}");
+        let mut d = Daemon::spawn(
+            client_cmd(&srv, &key, &dir).args([
+                "--mode",
+                "stream",
+                "--reseed-interval",
+                "1s",
+                "127.0.0.1",
+            ]),
+            &dir,
+        );
+        // 20000 B/s at 2 bits per byte, in 512-byte chunks: 8192 bits take
+        // well under a second on a quiet machine; the bound is generous.
+        d.wait_for("8192 bits credited", Duration::from_secs(30), |st, _| {
+            status_num(st, "bits_credited") >= 8192
+        });
+        assert_eq!(
+            children_of(d.pid()).len(),
+            1,
+            "one SSH child while streaming"
+        );
+        let code = d.stop();
+        let err = d.log();
+        assert_eq!(code, 0, "{err}");
         let text = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-        let credited = text
-            .lines()
-            .find_map(|l| l.strip_prefix("bits_credited: "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        // 20000 B/s for about 3 s at 2 bits per byte, in 512-byte chunks.
+        let credited = d.num("bits_credited");
         assert!(
             credited >= 8192,
             "credited only {credited} bits: {err}\n{text}"
@@ -480,34 +480,25 @@ fn status_file_warning_fits_the_machine() {
     ] {
         let script = format!("{mount} && exec \"$@\"");
         let port = free_port().to_string();
-        let mut c = Command::new(need("unshare"));
-        c.args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            "sh",
-            bin(),
-        ])
-        .args([
-            "client",
-            "--ssh",
-            "dbclient",
-            "-p",
-            &port,
-            "-i",
-            &key.private_str(),
-        ])
-        .args([
-            "--host-key",
-            &key.type_and_key(),
-            "--status-file",
-            &dir.s("status"),
-        ])
-        .args(["--runtime-dir", &dir.s("rt"), "--seed-dir", &dir.s("seed")])
-        .arg("127.0.0.1");
+        let mut c = in_mount_namespace(&script);
+        c.arg(bin())
+            .args([
+                "client",
+                "--ssh",
+                "dbclient",
+                "-p",
+                &port,
+                "-i",
+                &key.private_str(),
+            ])
+            .args([
+                "--host-key",
+                &key.type_and_key(),
+                "--status-file",
+                &dir.s("status"),
+            ])
+            .args(["--runtime-dir", &dir.s("rt"), "--seed-dir", &dir.s("seed")])
+            .arg("127.0.0.1");
         let r = run_limit(&mut c, Duration::from_secs(3));
         let line = r
             .stderr

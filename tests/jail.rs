@@ -502,26 +502,6 @@ fn private_dir(p: &Path) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
-fn seed_bytes(n: usize) -> Vec<u8> {
-    let mut b = vec![0u8; n];
-    entropyservice::sys::getrandom(&mut b, 0).unwrap();
-    b
-}
-
-/// `(bytes mixed, bits credited)` from the `seed load:` summary line.
-fn load_summary(r: &Run) -> (u64, u64) {
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("seed load: "))
-        .unwrap_or_else(|| panic!("no `seed load:` line\n{}", r.explain()));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (n[0], n[1])
-}
-
 /// A FIFO, a symlink or another user's file where root looks for a seed
 /// is refused with one line each, never blocks boot, and the new seed is
 /// still saved; a directory named seed.no-credit does not stop seed.credit.
@@ -535,7 +515,7 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
     // A FIFO as seed.credit: a plain open would block until a writer came.
     run(Command::new(need("mkfifo")).arg(sd.join("seed.credit"))).ok();
     let secret = dir.join("secret");
-    std::fs::write(&secret, seed_bytes(64)).unwrap();
+    std::fs::write(&secret, random_bytes(64)).unwrap();
     std::os::unix::fs::symlink(&secret, sd.join("seed.no-credit")).unwrap();
     let start = Instant::now();
     let r = seed_cmd("load", sds, None);
@@ -550,7 +530,7 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
         .stderr_has(&format!(
             "ignoring {sds}/seed.no-credit: not a regular file"
         ));
-    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
     assert_eq!(
         std::fs::read(&secret).unwrap().len(),
         64,
@@ -567,31 +547,31 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
     for n in ["seed.credit", "seed.no-credit"] {
         let _ = std::fs::remove_file(sd.join(n));
     }
-    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(sd.join("seed.credit"), random_bytes(64)).unwrap();
     std::os::unix::fs::chown(sd.join("seed.credit"), Some(UID), Some(UID)).unwrap();
     let r = seed_cmd("load", sds, None);
     r.ok().stderr_has("another user's file");
-    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
 
     // A hard link to another of root's files (the jail user may plant one
     // to a root file where protected_hardlinks is off) is not loaded.
     std::fs::remove_file(sd.join("seed.credit")).unwrap();
     let other = dir.join("other");
-    std::fs::write(&other, seed_bytes(64)).unwrap();
+    std::fs::write(&other, random_bytes(64)).unwrap();
     std::fs::hard_link(&other, sd.join("seed.credit")).unwrap();
     let r = seed_cmd("load", sds, None);
     r.ok().stderr_has(&format!("ignoring {sds}/seed.credit"));
-    assert_eq!(load_summary(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
     assert_eq!(std::fs::read(&other).unwrap().len(), 64);
 
     // A directory named seed.no-credit: seed.credit still loads and credits,
     // and the new seed is saved.
     let _ = std::fs::remove_file(sd.join("seed.credit"));
-    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(sd.join("seed.credit"), random_bytes(64)).unwrap();
     std::fs::create_dir(sd.join("seed.no-credit")).unwrap();
     let r = seed_cmd("load", sds, None);
     r.ok().stderr_has("new seed saved");
-    assert_eq!(load_summary(&r), (64, 512), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (64, 512), "{}", r.explain());
     assert!(sd.join("seed.credit").is_file(), "{}", r.explain());
 }
 
@@ -603,7 +583,7 @@ fn seed_load_refuses_a_directory_root_does_not_own() {
     let dir = TempDir::new("seeddir");
     let sd = dir.join("seed");
     user_dir(&sd);
-    std::fs::write(sd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(sd.join("seed.credit"), random_bytes(64)).unwrap();
     let sds = sd.to_str().unwrap();
     let r = seed_cmd("load", sds, None);
     r.code(77).one_line_error().stderr_has(&format!(
@@ -634,7 +614,7 @@ fn seed_save_takes_the_jailed_clients_seed_without_credit() {
     private_dir(&sd);
     let cd = dir.join("client-seed");
     user_dir(&cd);
-    std::fs::write(cd.join("seed.credit"), seed_bytes(64)).unwrap();
+    std::fs::write(cd.join("seed.credit"), random_bytes(64)).unwrap();
     std::os::unix::fs::chown(cd.join("seed.credit"), Some(UID), Some(UID)).unwrap();
     run(Command::new(need("mkfifo")).arg(cd.join("seed.no-credit"))).ok();
     std::os::unix::fs::chown(cd.join("seed.no-credit"), Some(UID), Some(UID)).unwrap();
@@ -649,7 +629,7 @@ fn seed_save_takes_the_jailed_clients_seed_without_credit() {
     assert!(sd.join("seed.credit").is_file() || sd.join("seed.no-credit").is_file());
     // A link planted in the client's directory is refused, its target kept.
     let secret = dir.join("secret");
-    std::fs::write(&secret, seed_bytes(64)).unwrap();
+    std::fs::write(&secret, random_bytes(64)).unwrap();
     std::os::unix::fs::symlink(&secret, cd.join("seed.credit")).unwrap();
     let r = seed_cmd("load", sds, Some(cds));
     r.ok().stderr_has(&format!("ignoring {cds}/seed.credit"));
@@ -757,57 +737,32 @@ fn sigusr1_ends_the_wait_after_a_failure() {
     let hk = dropbear_key(&dir, "hk", "ed25519").type_and_key();
     // A port nothing listens on: every attempt fails at once.
     let port = free_port().to_string();
-    let mut child = Command::new(bin())
-        .args(["client", "--ssh", need("dbclient").to_str().unwrap()])
-        .args(["-i", &key.private_str(), "--host-key", &hk, "-p", &port])
-        .args([
-            "--status-file",
-            &dir.s("run/status"),
-            "--seed-dir",
-            &dir.s("seed"),
-        ])
-        .args(["--mode", "topup", "--max-backoff", "1h", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let sessions = || {
-        std::fs::read_to_string(dir.join("run/status"))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("sessions: ")
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-    };
-    // Back-off doubles from 1 s: after 4 failures the wait is about 8 s.
-    let start = Instant::now();
-    while sessions() < 4 {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("the client did not retry 4 times");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    let sent = Instant::now();
-    rustix::process::kill_process(pid, rustix::process::Signal::USR1).unwrap();
-    while sessions() < 5 {
-        if sent.elapsed() > Duration::from_secs(3) {
-            let _ = child.kill();
-            panic!("SIGUSR1 did not end the back-off wait");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "SIGUSR1 killed the client"
+    let mut d = Daemon::spawn_at(
+        Command::new(bin())
+            .args(["client", "--ssh", need("dbclient").to_str().unwrap()])
+            .args(["-i", &key.private_str(), "--host-key", &hk, "-p", &port])
+            .args([
+                "--status-file",
+                &dir.s("run/status"),
+                "--seed-dir",
+                &dir.s("seed"),
+            ])
+            .args(["--mode", "topup", "--max-backoff", "1h", "127.0.0.1"]),
+        dir.join("log"),
+        dir.join("run/status"),
     );
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    let out = wait_limit(&mut child, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("trying again now (SIGUSR1"));
+    // Back-off doubles from 1 s: after 4 failures the wait is about 8 s.
+    d.wait_for("4 retries", Duration::from_secs(30), |st, _| {
+        status_num(st, "sessions") >= 4
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(rustix::process::Signal::USR1);
+    d.wait_for(
+        "the retry SIGUSR1 asks for",
+        Duration::from_secs(3),
+        |st, _| status_num(st, "sessions") >= 5,
+    );
+    assert!(d.running(), "SIGUSR1 killed the client\n{}", d.log());
+    assert_eq!(d.stop(), 0, "{}", d.log());
+    assert!(d.log().contains("trying again now (SIGUSR1"), "{}", d.log());
 }

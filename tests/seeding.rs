@@ -6,7 +6,7 @@
 use crate::util::*;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn seed(action: &str, dir: &str) -> Run {
@@ -45,20 +45,6 @@ fn write_seed(dir: &str, name: &str, len: usize) -> Vec<u8> {
     v
 }
 
-/// The `N` in the `seed load: N bytes mixed, M bits credited` line.
-fn load_totals(r: &Run) -> (u64, u64) {
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("seed load: "))
-        .unwrap_or_else(|| panic!("no `seed load:` line\n{}", r.explain()));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (nums[0], nums[1])
-}
-
 #[test]
 fn seed_load_credits_only_a_creditable_seed() {
     need_root();
@@ -72,7 +58,7 @@ fn seed_load_credits_only_a_creditable_seed() {
             "seed {sd}/seed.credit: 32 bytes mixed, 256 bits credited (creditable seed)"
         ))
         .stderr_has("new seed saved (creditable)");
-    assert_eq!(load_totals(&r), (32, 256), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (32, 256), "{}", r.explain());
     let now = seed_files(&sd);
     assert_eq!(now.len(), 1, "{now:?}");
     assert_ne!(now["seed.credit"], old, "the used seed was not replaced");
@@ -88,7 +74,7 @@ fn seed_load_credits_only_a_creditable_seed() {
         "{}",
         r.explain()
     );
-    assert_eq!(load_totals(&r), (32, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (32, 0), "{}", r.explain());
 
     // Both kinds, a torn temp file and an empty seed: the temp file is never
     // read, the empty seed is dropped with a warning.
@@ -98,12 +84,12 @@ fn seed_load_credits_only_a_creditable_seed() {
     write_seed(&sd, "seed.tmp", 7);
     let r = seed("load", &sd);
     r.ok();
-    assert_eq!(load_totals(&r), (96, 512), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (96, 512), "{}", r.explain());
     std::fs::remove_file(format!("{sd}/seed.credit")).unwrap();
     std::fs::write(format!("{sd}/seed.no-credit"), b"").unwrap();
     let r = seed("load", &sd);
     r.ok().stderr_has("ignoring seed");
-    assert_eq!(load_totals(&r), (0, 0), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (0, 0), "{}", r.explain());
 }
 
 /// The ioctl's own answer, and the order: each seed file is unlinked and the
@@ -221,7 +207,7 @@ fn seed_files_survive_kill_9() {
             let total: u64 = real.iter().map(|(_, c)| c.len() as u64).sum();
             let r = seed("load", &sd);
             r.ok();
-            assert_eq!(load_totals(&r).0, total, "{}", r.explain());
+            assert_eq!(seed_load_totals(&r).0, total, "{}", r.explain());
             full_loads += 1;
             let after = seed_files(&sd);
             for (name, content) in real {
@@ -246,119 +232,34 @@ fn seed_files_survive_kill_9() {
     assert_eq!(full_loads, 20);
 }
 
-/// Reads the client's `key: value` status file.
-fn status_of(dir: &TempDir) -> HashMap<String, String> {
-    std::fs::read_to_string(dir.join("status"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let rest = stat.rsplit_once(')').unwrap().1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After ")": state(0) ppid(1) ... utime is field 14 overall, index 11 here.
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
-fn spawn_logged(cmd: &mut Command, log: &std::path::Path) -> Child {
-    let f = std::fs::File::create(log).unwrap();
-    cmd.stdin(Stdio::null())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap()
-}
-
-fn sigterm(child: &mut Child, log: &std::path::Path) -> i32 {
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st.code().unwrap_or_else(|| {
-                panic!(
-                    "client died by {st}: {}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                )
-            });
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!(
-                "client ignored SIGTERM for 10 s: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Waits until the status file says `state` with at least `sessions` sessions.
-fn wait_state(dir: &TempDir, child: &mut Child, state: &str, sessions: u64) {
-    let start = Instant::now();
-    loop {
-        let st = status_of(dir);
-        if st.get("state").map(String::as_str) == Some(state)
-            && st
-                .get("sessions")
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0)
-                >= sessions
-        {
-            return;
-        }
-        if let Some(code) = child.try_wait().unwrap() {
-            panic!(
-                "client exited ({code}) before reaching {state}: {:?}\n{}",
-                st,
-                std::fs::read_to_string(dir.join("client.log")).unwrap_or_default()
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "client never reached {state}/{sessions}: {st:?}\n{}",
-            std::fs::read_to_string(dir.join("client.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn topup_mode_sessions_idle_and_cpu() {
     let dir = TempDir::new("topup");
-    let srv = SshServer::start(Flavor::Dropbear, "");
-    let key = srv.client_key(&dir, "id");
     let audit = dir.s("audit");
-    srv.set_authorized_keys(&forced_line(
+    let (srv, key) = forced_server_in(
+        Flavor::Dropbear,
+        &dir,
         &server_command(&format!("--audit-file {audit}")),
-        &key,
-    ));
-    let log = dir.join("client.log");
-    let mut child = spawn_logged(
-        client_cmd(&srv, &key, &dir).args(["--interval", "1s", "--mode", "auto", "127.0.0.1"]),
-        &log,
     );
-    let pid = child.id();
+    let log = dir.join("client.log");
+    let mut d = Daemon::spawn_at(
+        client_cmd(&srv, &key, &dir).args(["--interval", "1s", "--mode", "auto", "127.0.0.1"]),
+        log.clone(),
+        dir.join("status"),
+    );
+    let pid = d.pid();
     const TOPUPS: u64 = 4;
     // Per idle period (keyed by the session count): first and last CPU sample.
     let mut idle_cpu: HashMap<u64, (u64, u64)> = HashMap::new();
     let mut seed_inode = None;
     let start = Instant::now();
     loop {
-        let a = status_of(&dir);
+        let a = d.status();
         let sessions = a.get("sessions").and_then(|s| s.parse::<u64>().ok());
         if a.get("state").map(String::as_str) == Some("idle") {
             let cpu = cpu_ticks(pid);
             let kids = children_of(pid);
-            let b = status_of(&dir);
+            let b = d.status();
             if b.get("state") == a.get("state") && b.get("sessions") == a.get("sessions") {
                 assert!(
                     kids.is_empty(),
@@ -378,12 +279,7 @@ fn topup_mode_sessions_idle_and_cpu() {
                 }
             }
         }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!(
-                "client exited with {st}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
+        d.assert_running();
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no {TOPUPS} top-ups in 60 s: {a:?}\n{}",
@@ -402,9 +298,9 @@ fn topup_mode_sessions_idle_and_cpu() {
         );
     }
     let total_cpu = cpu_ticks(pid);
-    assert_eq!(sigterm(&mut child, &log), 0);
+    assert_eq!(d.stop(), 0);
     let logtext = std::fs::read_to_string(&log).unwrap();
-    let st = status_of(&dir);
+    let st = d.status();
     let n: u64 = st["sessions"].parse().unwrap();
     let audit_text = std::fs::read_to_string(&audit).unwrap();
     let ends: Vec<&str> = audit_text.lines().filter(|l| l.contains(" end ")).collect();
@@ -444,15 +340,14 @@ fn topup_mode_sessions_idle_and_cpu() {
 #[test]
 fn sigterm_while_sleeping_saves_a_seed_and_stops() {
     let dir = TempDir::new("sigterm");
-    let srv = SshServer::start(Flavor::Dropbear, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(&server_command(""), &key));
+    let (srv, key) = forced_server_in(Flavor::Dropbear, &dir, &server_command(""));
     let log = dir.join("client.log");
-    let mut child = spawn_logged(
+    let mut d = Daemon::spawn_at(
         client_cmd(&srv, &key, &dir).args(["--interval", "1h", "127.0.0.1"]),
-        &log,
+        log.clone(),
+        dir.join("status"),
     );
-    wait_state(&dir, &mut child, "idle", 1);
+    d.wait_state("idle", 1);
     for f in ["seed.credit", "seed.no-credit"] {
         let _ = std::fs::remove_file(dir.join("seed").join(f));
     }
@@ -460,10 +355,10 @@ fn sigterm_while_sleeping_saves_a_seed_and_stops() {
     r.ok()
         .stdout_has("\"state\":\"idle\"")
         .stdout_has("\"running\":true");
-    assert_eq!(sigterm(&mut child, &log), 0);
+    assert_eq!(d.stop(), 0);
     let m = std::fs::metadata(dir.join("seed/seed.credit")).expect("no seed written at SIGTERM");
     assert_eq!(m.len(), 32);
-    assert_eq!(status_of(&dir)["state"], "stopped");
+    assert_eq!(d.status()["state"], "stopped");
     let r = run(Command::new(bin()).args(["status", "--json", "--status-file", &dir.s("status")]));
     r.ok()
         .stdout_has("\"state\":\"stopped\"")
@@ -528,15 +423,16 @@ fn failover_past_a_dead_server_and_a_wrong_host_key() {
     // First server: up, but its host key is not the pinned one. In daemon
     // mode it is tried once, then skipped for the back-off period.
     let log = dir.join("client.log");
-    let mut child = spawn_logged(
+    let mut d = Daemon::spawn_at(
         bare_client(&dbclient, &dir)
             .args(["-p", &a.port.to_string(), "-i", &key.private_str()])
             .args(["--host-key", &b.host_key, "--interval", "1s", "127.0.0.1"])
             .args(["--server", &server_spec(&b, &key, &b.host_key)]),
-        &log,
+        log.clone(),
+        dir.join("status"),
     );
-    wait_state(&dir, &mut child, "idle", 4);
-    assert_eq!(sigterm(&mut child, &log), 0);
+    d.wait_state("idle", 4);
+    assert_eq!(d.stop(), 0);
     let logtext = std::fs::read_to_string(&log).unwrap();
     assert_eq!(
         logtext.matches("does not match the pinned key").count(),
@@ -547,7 +443,7 @@ fn failover_past_a_dead_server_and_a_wrong_host_key() {
         logtext.contains("skipping this server for 600 s"),
         "{logtext}"
     );
-    let st = status_of(&dir);
+    let st = d.status();
     assert_eq!(st["server"], format!("root@127.0.0.1:{}", b.port), "{st:?}");
     let ends = std::fs::read_to_string(&audit_b)
         .unwrap()
@@ -563,44 +459,23 @@ fn failover_past_a_dead_server_and_a_wrong_host_key() {
 fn push(flavor: Flavor) {
     need_root();
     let dir = TempDir::new("push");
-    let srv = SshServer::start(flavor, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(&format!("{} sink", bin()), &key));
-    let home = dir.join("home");
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    let kh = home.join(".ssh/known_hosts");
-    let ssh = match flavor {
-        Flavor::Dropbear => {
-            std::fs::write(&kh, format!("127.0.0.1 {}\n", srv.host_key)).unwrap();
-            format!(
-                "{} -T -p {} -i {} -l root 127.0.0.1 sink",
-                srv.client_program().display(),
-                srv.port,
-                key.private_str()
-            )
-        }
-        Flavor::OpenSsh => {
-            std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", srv.port, srv.host_key)).unwrap();
-            format!(
-                "{} -T -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes \
-                 -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null \
-                 -o IdentitiesOnly=yes -i {} -p {} -l root 127.0.0.1 sink",
-                srv.client_program().display(),
-                kh.display(),
-                key.private_str(),
-                srv.port
-            )
-        }
-    };
+    let (srv, key) = forced_server_in(flavor, &dir, &format!("{} sink", bin()));
+    // source | ssh: the source's stdout is the SSH client's stdin.
     let pipeline = |source: &str| {
-        run_limit(
-            Command::new("sh")
-                .args(["-c", &format!("{source} | {ssh}")])
-                .env("HOME", &home)
-                .env_remove("SSH_ORIGINAL_COMMAND")
-                .stdin(Stdio::null()),
-            Duration::from_secs(120),
-        )
+        let mut src = Command::new("sh")
+            .args(["-c", source])
+            .env_remove("SSH_ORIGINAL_COMMAND")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = src.stdout.take().unwrap();
+        let mut c = ssh_client(flavor, &srv, &key, &dir);
+        c.args(["-T", "127.0.0.1", "sink"]).stdin(out);
+        let r = run_limit(&mut c, Duration::from_secs(120));
+        let _ = src.kill();
+        let _ = src.wait();
+        r
     };
     let r = pipeline(&format!("{} server --max-bytes 512", bin()));
     r.ok()
@@ -612,15 +487,7 @@ fn push(flavor: Flavor) {
     r.code(65).stderr_has("larger than --max-bytes 4096");
 }
 
-#[test]
-fn push_to_sink_over_dropbear() {
-    push(Flavor::Dropbear);
-}
-
-#[test]
-fn push_to_sink_over_openssh() {
-    push(Flavor::OpenSsh);
-}
+each_flavor!(push_to_sink = push());
 
 /// An endless input is cut off at --max-bytes at once, not read to the end.
 #[test]
@@ -669,9 +536,7 @@ fn measure_topup_cost() {
         .unwrap_or(60);
     let es = std::env::var("ES_BIN").unwrap_or_else(|_| bin().to_string());
     let dir = TempDir::new("measure");
-    let srv = SshServer::start(Flavor::Dropbear, "");
-    let key = srv.client_key(&dir, "id");
-    srv.set_authorized_keys(&forced_line(&server_command(""), &key));
+    let (srv, key) = forced_server_in(Flavor::Dropbear, &dir, &server_command(""));
     let args: Vec<std::ffi::OsString> = client_cmd(&srv, &key, &dir)
         .get_args()
         .map(|a| a.to_owned())
@@ -679,8 +544,8 @@ fn measure_topup_cost() {
     let mut cmd = Command::new(&es);
     cmd.args(args).args(["--interval", "1s", "127.0.0.1"]);
     let log = dir.join("client.log");
-    let mut child = spawn_logged(&mut cmd, &log);
-    let pid = child.id();
+    let mut d = Daemon::spawn_at(&mut cmd, log.clone(), dir.join("status"));
+    let pid = d.pid();
     let field = |name: &str| -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .unwrap()
@@ -690,25 +555,25 @@ fn measure_topup_cost() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    wait_state(&dir, &mut child, "idle", 1);
+    d.wait_state("idle", 1);
     let rss_idle = field("VmRSS:");
     let (cpu0, v0, n0) = (
         cpu_ticks(pid),
         field("voluntary_ctxt_switches:"),
         field("nonvoluntary_ctxt_switches:"),
     );
-    let s0: u64 = status_of(&dir)["sessions"].parse().unwrap();
+    let s0: u64 = d.status()["sessions"].parse().unwrap();
     std::thread::sleep(Duration::from_secs(secs));
-    wait_state(&dir, &mut child, "idle", 1);
+    d.wait_state("idle", 1);
     let (cpu1, v1, n1) = (
         cpu_ticks(pid),
         field("voluntary_ctxt_switches:"),
         field("nonvoluntary_ctxt_switches:"),
     );
-    let s1: u64 = status_of(&dir)["sessions"].parse().unwrap();
+    let s1: u64 = d.status()["sessions"].parse().unwrap();
     let hwm = field("VmHWM:");
     let rss_end = field("VmRSS:");
-    assert_eq!(sigterm(&mut child, &log), 0);
+    assert_eq!(d.stop(), 0);
     let n = s1 - s0;
     let ticks = cpu1 - cpu0;
     let (vol, invol) = (v1 - v0, n1 - n0);
@@ -799,7 +664,7 @@ fn before_5_6_a_seed_comes_from_urandom_and_a_boot_always_leaves_one() {
     };
     let r = old_kernel("load");
     r.ok().stderr_has("not creditable: the CRNG is not ready");
-    assert_eq!(load_totals(&r), (32, 256), "{}", r.explain());
+    assert_eq!(seed_load_totals(&r), (32, 256), "{}", r.explain());
     let files = seed_files(&sd);
     let keys: HashSet<&str> = files.keys().map(|k| k.as_str()).collect();
     assert_eq!(keys, HashSet::from(["seed.no-credit"]), "{}", r.explain());

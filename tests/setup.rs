@@ -46,10 +46,15 @@ fn first_key(text: &str) -> String {
 
 // ------------------------------------------------------------------ keygen
 
-/// keygen with the given tool: a 0600 key the tool itself reads back, the
-/// public line on stdout and in FILE.pub, a paste-ready authorize line; a
-/// second run refuses and leaves the key byte for byte.
-fn keygen_with(tool: &str) {
+/// keygen with the flavour's tool (dropbearkey, ssh-keygen): a 0600 key the
+/// tool itself reads back, the public line on stdout and in FILE.pub, a
+/// paste-ready authorize line; a second run refuses and leaves the key byte
+/// for byte.
+fn keygen_with(flavor: Flavor) {
+    let tool = match flavor {
+        Flavor::Dropbear => "dropbearkey",
+        Flavor::OpenSsh => "ssh-keygen",
+    };
     let t = TempDir::new("keygen");
     let out = t.join("etc/entropyservice/id_client");
     let r = run(&mut es(&[
@@ -127,15 +132,7 @@ fn keygen_with(tool: &str) {
     );
 }
 
-#[test]
-fn keygen_with_dropbearkey() {
-    keygen_with("dropbearkey");
-}
-
-#[test]
-fn keygen_with_ssh_keygen() {
-    keygen_with("ssh-keygen");
-}
+each_flavor!(keygen_with);
 
 /// A dropbearkey built without ed25519 (small OpenWrt images): keygen falls
 /// back to RSA 2048 unless ed25519 was asked for explicitly.
@@ -241,8 +238,8 @@ fn appended(before: &str, line: &str) -> Vec<u8> {
     v
 }
 
-/// The raw client program of the server's family, pinned to its host key,
-/// with `args` before the destination and `remote` (if any) after it.
+/// The raw client program of the server's family (`ssh_client`, HOME in
+/// `home`), with `args` before the destination and `remote` (if any) after it.
 fn raw_client(
     srv: &SshServer,
     key: &Keypair,
@@ -250,35 +247,14 @@ fn raw_client(
     args: &[&str],
     remote: Option<&str>,
 ) -> Command {
-    let mut c = match srv.flavor {
-        Flavor::Dropbear => {
-            // dbclient reads only $HOME/.ssh/known_hosts, by host name.
-            std::fs::create_dir_all(home.join(".ssh")).unwrap();
-            std::fs::write(
-                home.join(".ssh/known_hosts"),
-                format!("127.0.0.1 {}\n", srv.host_key),
-            )
-            .unwrap();
-            let mut c = Command::new(srv.client_program());
-            c.env("HOME", &home.path).args(args).args([
-                "-p",
-                &srv.port.to_string(),
-                "-i",
-                &key.private_str(),
-                "root@127.0.0.1",
-            ]);
-            c
-        }
-        Flavor::OpenSsh => {
-            let mut c = pinned_ssh(srv, key, home, &["-o", "IdentityAgent=none"]);
-            c.args(args).arg("root@127.0.0.1");
-            c
-        }
-    };
+    let mut c = ssh_client(srv.flavor, srv, key, home);
+    if srv.flavor == Flavor::OpenSsh {
+        c.args(["-o", "IdentityAgent=none"]);
+    }
+    c.args(args).arg("root@127.0.0.1");
     if let Some(r) = remote {
         c.arg(r);
     }
-    c.stdin(Stdio::null());
     c
 }
 
@@ -297,12 +273,7 @@ struct PtyProbe {
 }
 
 fn pty_probe(srv: &SshServer, dropbear_key: &Path, home: &TempDir, remote: &str) -> PtyProbe {
-    std::fs::create_dir_all(home.join(".ssh")).unwrap();
-    std::fs::write(
-        home.join(".ssh/known_hosts"),
-        format!("127.0.0.1 {}\n", srv.host_key),
-    )
-    .unwrap();
+    let home_dir = pinned_home(srv, home);
     let inner = format!(
         "{} -t -p {} -i {} root@127.0.0.1 '{remote}'",
         need("dbclient").display(),
@@ -311,7 +282,7 @@ fn pty_probe(srv: &SshServer, dropbear_key: &Path, home: &TempDir, remote: &str)
     );
     let mut c = Command::new(need("script"));
     c.args(["-q", "-e", "-c", &inner, "/dev/null"])
-        .env("HOME", &home.path)
+        .env("HOME", &home_dir)
         .stdin(Stdio::null());
     let run = run_raw(&mut c);
     let out = &run.raw_stdout;
@@ -618,25 +589,8 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
     assert_eq!(read(&srv.authorized_keys), after);
 }
 
-#[test]
-fn authorize_round_trip_dropbear() {
-    authorize_round_trip(Flavor::Dropbear, false);
-}
-
-#[test]
-fn authorize_round_trip_dropbear_explicit_options() {
-    authorize_round_trip(Flavor::Dropbear, true);
-}
-
-#[test]
-fn authorize_round_trip_openssh() {
-    authorize_round_trip(Flavor::OpenSsh, false);
-}
-
-#[test]
-fn authorize_round_trip_openssh_explicit_options() {
-    authorize_round_trip(Flavor::OpenSsh, true);
-}
+each_flavor!(authorize_round_trip = authorize_round_trip(false));
+each_flavor!(authorize_round_trip_explicit_options = authorize_round_trip(true));
 
 /// A new ~/.ssh (0700) and authorized_keys (0600) from $HOME; the key from a
 /// .pub file; --flavor openssh --compat adds no-user-rc.

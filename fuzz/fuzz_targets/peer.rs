@@ -3,7 +3,8 @@
 //! Cidr::admits, checked against an independent oracle: its own address
 //! text parser (RFC 4291 section 2.2 forms as std accepts them, written
 //! here without std's parser, which the code under test uses), its own
-//! zone rules (RFC 4007 `%ZONE`) and a bit-mask `contains`.
+//! zone rules (RFC 4007 `%ZONE`) and a `contains` that masks the address
+//! bytes one by one (the code under test compares whole bytes, then shifts).
 //!
 //! Input: `PEER_VAR\nCIDR_LIST` (everything after the first newline is the
 //! CIDR list; each comma-separated entry is also parsed on its own).
@@ -13,18 +14,16 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use entropyservice::parse::{cidr_list, peer, peer_address, Cidr, Peer};
 use libfuzzer_sys::fuzz_target;
 
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`: ten zero bytes, two
+/// 0xff bytes, the IPv4 address) stands for that IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => {
-            let x = u128::from(v6);
-            if x >> 32 == 0xffff {
-                IpAddr::V4(Ipv4Addr::from(x as u32))
-            } else {
-                IpAddr::V6(v6)
-            }
+    if let IpAddr::V6(v6) = ip {
+        let b = v6.octets();
+        if b[..10].iter().all(|&x| x == 0) && b[10] == 0xff && b[11] == 0xff {
+            return IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15]));
         }
-        v4 => v4,
     }
+    ip
 }
 
 fn digits(s: &str, radix: u32, max_len: usize) -> Option<u128> {
@@ -151,27 +150,25 @@ fn oracle_cidr(s: &str) -> Option<Net> {
     (prefix <= max).then_some((addr, prefix, zone))
 }
 
+/// The mask of byte `i` of an address for a `prefix`-bit network: its
+/// leading bits that fall inside the prefix set, the rest clear.
+fn mask_byte(prefix: u32, i: usize) -> u8 {
+    let bits = prefix.saturating_sub(8 * i as u32).min(8);
+    (0xff00u16 >> bits) as u8
+}
+
+/// Byte by byte: the address and the network agree on every bit the
+/// prefix covers. Addresses of the other family are never contained.
 fn oracle_contains(net: &Net, ip: IpAddr) -> bool {
-    let (addr, prefix) = (net.0, net.1);
-    match (addr, canonical(ip)) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix)
-            };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix)
-            };
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
+    let (n, a): (Vec<u8>, Vec<u8>) = match (net.0, canonical(ip)) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => (n.octets().into(), a.octets().into()),
+        (IpAddr::V6(n), IpAddr::V6(a)) => (n.octets().into(), a.octets().into()),
+        _ => return false,
+    };
+    n.iter()
+        .zip(&a)
+        .enumerate()
+        .all(|(i, (x, y))| (x ^ y) & mask_byte(net.1, i) == 0)
 }
 
 /// The network address, every single-bit neighbour, and the other family.
