@@ -420,7 +420,10 @@ mod tests {
         p.poolsize = 4096;
         p.random.entropy_avail = 3000;
         assert_eq!(p.add(&[7u8; 1024], 2).ok(), Some(2048));
-        assert_eq!((p.totals.bits_credited, p.totals.bits_counted), (4096, 1024 + 1024));
+        assert_eq!(
+            (p.totals.bits_credited, p.totals.bits_counted),
+            (4096, 1024 + 1024)
+        );
         p.random.entropy_avail = 4096;
         assert_eq!(p.add(&[7u8; 64], 2).ok(), Some(128));
         assert_eq!(p.totals.bits_counted, 2048);

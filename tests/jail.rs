@@ -312,14 +312,15 @@ fn jail_reproduction_has_ujails_constraints() {
         Some(libc::EROFS),
         "key mount is not read-only"
     );
-    // It fetches: the status file shows credited bits.
+    // It fetches: the status file shows mixed bytes (credited with
+    // RNDADDENTROPY; this host's ready CRNG counts none of them).
     let status = s.state.join("run/alpha.status");
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(&status).unwrap_or_default();
         let credited = text
             .lines()
-            .find_map(|l| l.strip_prefix("bits_credited: "))
+            .find_map(|l| l.strip_prefix("bytes_mixed: "))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
         if credited > 0 {
@@ -327,7 +328,7 @@ fn jail_reproduction_has_ujails_constraints() {
         }
         if start.elapsed() > Duration::from_secs(30) {
             let _ = child.kill();
-            panic!("no bits credited by the jailed daemon: {text}");
+            panic!("no bytes mixed by the jailed daemon: {text}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }

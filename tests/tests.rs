@@ -13,6 +13,7 @@ mod e2e;
 mod faults;
 mod jail;
 mod limits;
+mod modes;
 mod offline;
 mod seeding;
 mod setup;

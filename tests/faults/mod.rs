@@ -30,14 +30,18 @@ use crate::util::*;
 /// The client daemon in stream mode against `srv` (pinned, status file in
 /// `dir`), with `--stall-timeout STALL` and back-off capped at 1 s.
 fn stream_daemon(srv: &SshServer, key: &Keypair, dir: &TempDir, stall: &str) -> Daemon {
+    // A stream lasts past CRNG readiness only on a kernel before 5.18.
     Daemon::spawn(
-        client_cmd_opts(srv, key, dir, &[("--stall-timeout", stall)]).args([
-            "--mode",
-            "stream",
-            "--max-backoff",
-            "1s",
-            "127.0.0.1",
-        ]),
+        &mut on_old_kernel(
+            client_cmd_opts(srv, key, dir, &[("--stall-timeout", stall)]).args([
+                "--mode",
+                "stream",
+                "--max-backoff",
+                "1s",
+                "127.0.0.1",
+            ]),
+            dir,
+        ),
         dir,
     )
 }

@@ -220,7 +220,9 @@ fn disk_full_when_saving_a_seed_keeps_the_old_seed() {
         2,
         "{log}"
     );
-    assert_eq!(d.num("bits_credited"), 128);
+    // 64 bytes mixed; this host's ready 5.18+ CRNG counts none of them.
+    assert_eq!(d.num("bytes_mixed"), 64);
+    assert_eq!(d.num("bits_credited"), 0);
     assert_eq!(std::fs::read(seed_dir.join("seed.credit")).unwrap(), old);
     assert!(!seed_dir.join("seed.tmp").exists());
 }

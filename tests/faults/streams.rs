@@ -75,6 +75,7 @@ fn host_key_refused_in_daemon_mode_without_spinning() {
             "{flavor:?}/{kind}: the client tree used {cpu} ticks in {secs:.1} s\n{log}"
         );
         assert_eq!(st["bits_credited"], "0");
+        assert_eq!(st["bytes_mixed"], "0");
         // A refused server sits out the 2 s penalty (--max-backoff) before
         // its next session. Asserted with room for a loaded machine: at
         // least the one refused session and at most one per second of this
@@ -174,6 +175,7 @@ fn bad_streams_are_never_credited_in_stream_mode() {
         );
         let st = d.status();
         assert_eq!(st["bits_credited"], "0", "{flavor:?} {why}: {st:?}");
+        assert_eq!(st["bytes_mixed"], "0", "{flavor:?} {why}: {st:?}");
         if why.contains("health") || why.contains("block") {
             assert_ne!(st["health_failures"], "0", "{st:?}");
             assert!(d
@@ -183,6 +185,7 @@ fn bad_streams_are_never_credited_in_stream_mode() {
         assert!(children_of(d.pid()).len() <= 1);
         assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
         assert_eq!(d.status()["bits_credited"], "0");
+        assert_eq!(d.status()["bytes_mixed"], "0");
         assert_no_ssh_client_for(srv.port);
     }
 }
