@@ -32,7 +32,7 @@ for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
 echo "== dropbear on 127.0.0.1:$port, host key pinned: ${host_key:0:40}..."
 echo "== one fetch: entropyservice client --once 256"
 "$bin" client --once 256 -p "$port" -i "$work/id_client" --host-key "$host_key" --seed-dir "$work/seed" root@127.0.0.1
-echo "== streaming for 5 s at 4096 B/s (server --rate 4096)"
+echo "== the client daemon in stream mode for 5 s (server --rate 4096): it streams while the kernel counts credits; a ready 5.18+ kernel counts none, so there it goes on as top-ups"
 "$bin" client --mode stream -p "$port" -i "$work/id_client" --host-key "$host_key" \
   --seed-dir "$work/seed" --status-file "$work/status" root@127.0.0.1 &
 client=$!
