@@ -25,6 +25,7 @@ stage() {
 }
 
 stage "cargo test (host: unit, offline, Dropbear and OpenSSH end to end)" cargo test --locked
+stage "the README's demo (scripts/demo.sh), checked" scripts/demo-check.sh
 stage "feed tool (es-feed): clippy, and tests against the real usign and apk 3 vectors in ../shared/vectors" \
   sh -c 'cargo clippy --locked -p es-feed --all-targets -- -D warnings && cargo test --locked -p es-feed'
 stage "OpenWrt shell tests (init script, uci-defaults, feed)" tests/openwrt/run.sh
