@@ -736,6 +736,9 @@ pub fn run(a: &cli::Client) -> Result<()> {
             },
         ]);
     }
+    // Held until exit: `status` tells a running client by it, also one
+    // whose recorded pid is 1 of a PID namespace (ujail).
+    let _lock = status::hold_lock(&cfg.status_file)?;
     daemon(&cfg, &mut peers, &mut pool, &mut st)
 }
 

@@ -230,21 +230,95 @@ fn is_number_field(k: &str) -> bool {
     !matches!(k, "mode" | "state" | "server" | "last_error")
 }
 
-/// Whether the client that wrote the status file still runs: its pid is
-/// alive and it did not record a clean stop.
-fn client_alive(pairs: &[(&'static str, &str)]) -> bool {
+/// Whether the client that wrote the status file still runs: it holds the
+/// status file's lock (`held`, None when there is no lock file), or else its
+/// pid is alive; and it did not record a clean stop. The lock is what counts
+/// for a client in a PID namespace (ujail): its pid there is 1.
+fn client_alive(pairs: &[(&'static str, &str)], held: Option<bool>) -> bool {
     let get = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     let pid = get("pid").and_then(crate::parse::decimal).unwrap_or(0);
-    pid != 0
-        && get("state") != Some("stopped")
-        && std::fs::metadata(msg(&["/proc/", Num::new(pid).as_str()])).is_ok()
+    get("state") != Some("stopped")
+        && held.unwrap_or_else(|| {
+            pid != 0 && std::fs::metadata(msg(&["/proc/", Num::new(pid).as_str()])).is_ok()
+        })
+}
+
+/// The lock file beside a status file, held by the running client.
+fn lock_path(status_file: &str) -> String {
+    msg(&[status_file, ".lock"])
+}
+
+fn open_lock(path: &str, create: bool) -> rustix::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let mut flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    flags |= if create {
+        OFlags::RDWR | OFlags::CREATE
+    } else {
+        OFlags::RDONLY
+    };
+    let f = std::fs::File::from(rustix::fs::open(path, flags, Mode::from_raw_mode(0o644))?);
+    // A FIFO or a device planted there is not a lock file.
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        _ => Err(rustix::io::Errno::INVAL),
+    }
+}
+
+/// Takes the status file's lock for the client's lifetime (the kernel
+/// drops it when the process dies, however it dies). A second client on the
+/// same status file is refused.
+pub fn hold_lock(status_file: &str) -> Result<std::fs::File> {
+    use rustix::fs::{flock, FlockOperation};
+    let path = lock_path(status_file);
+    if let Some(dir) = std::path::Path::new(status_file).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let f = open_lock(&path, true).map_err(|e| {
+        Error::os(
+            Status::CantCreate,
+            &msg(&[
+                "cannot open lock file ",
+                &path,
+                " (a link or special file is refused)",
+            ]),
+            e,
+        )
+    })?;
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::new(
+            Status::TempFail,
+            msg(&[
+                "another client is running with status file ",
+                status_file,
+                "; give each client its own --status-file",
+            ]),
+        )),
+        Err(e) => Err(Error::os(Status::Os, &msg(&["cannot lock ", &path]), e)),
+    }
+}
+
+/// Whether a client holds the status file's lock (None: no lock file).
+fn lock_held(status_file: &str) -> Option<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    let f = open_lock(&lock_path(status_file), false).ok()?;
+    Some(matches!(
+        flock(&f, FlockOperation::NonBlockingLockShared),
+        Err(rustix::io::Errno::WOULDBLOCK)
+    ))
 }
 
 /// Renders the status for `entropyservice status`. `now` is wall-clock
 /// seconds, for the "N s ago" notes.
-pub fn render(file_text: Option<&str>, k: kernel::Info, json: bool, now: u64) -> String {
+pub fn render(
+    file_text: Option<&str>,
+    held: Option<bool>,
+    k: kernel::Info,
+    json: bool,
+    now: u64,
+) -> String {
     let pairs = file_text.map(parse).unwrap_or_default();
-    let running = file_text.is_some() && client_alive(&pairs);
+    let running = file_text.is_some() && client_alive(&pairs, held);
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     let kernel_pairs = [
         ("crng_ready", yes_no(k.crng_ready).to_string()),
@@ -386,6 +460,7 @@ pub fn run(a: &crate::cli::Status) -> Result<()> {
     let text = std::fs::read_to_string(&path).ok();
     let out = render(
         text.as_deref(),
+        lock_held(&path),
         kernel::info(),
         a.json,
         crate::clock::wall_secs(),
@@ -397,6 +472,46 @@ pub fn run(a: &crate::cli::Status) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_tells_a_running_client() {
+        let dir = std::env::temp_dir().join(format!("es-status-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = dir.join("status");
+        let status = status.to_str().unwrap();
+        assert_eq!(lock_held(status), None);
+        let held = hold_lock(status).unwrap();
+        assert_eq!(lock_held(status), Some(true));
+        let again = hold_lock(status).map(|_| ()).unwrap_err();
+        assert_eq!(again.status, Status::TempFail);
+        assert!(again.msg.contains("another client"), "{}", again.msg);
+        drop(held);
+        assert_eq!(lock_held(status), Some(false));
+        // Pid 1 is alive here, as the pid a jailed client records is: the
+        // lock, not the pid, decides.
+        let text = "pid: 1\nstate: idle\n";
+        let k = kernel::Info::default();
+        assert!(render(Some(text), Some(false), k, false, 0).contains("client: not running"));
+        assert!(render(Some(text), Some(true), k, false, 0).contains("client: running"));
+        assert!(render(Some(text), None, k, false, 0).contains("client: running"));
+        // A link or a FIFO planted as the lock file is refused.
+        let link = dir.join("l");
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("l.lock")).unwrap();
+        assert!(hold_lock(link.to_str().unwrap()).is_err());
+        let fifo = dir.join("f");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("f.lock").as_path(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert!(hold_lock(fifo.to_str().unwrap()).is_err());
+        assert_eq!(lock_held(fifo.to_str().unwrap()), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn round_trip_and_json() {
@@ -421,7 +536,7 @@ mod tests {
             entropy_avail: 256,
             crng_ready: true,
         };
-        let j = render(Some(&text), k, true, 0);
+        let j = render(Some(&text), None, k, true, 0);
         assert!(j.starts_with("{\"kernel\":{\"crng_ready\":true,\"entropy_avail\":256,\"poolsize\":256},\"client\":{\"pid\":7,"), "{j}");
         assert!(
             j.contains("\"last_error\":\"a \\\"quoted\\\" line\""),
@@ -435,7 +550,7 @@ mod tests {
         let k = kernel::Info::default();
         let text = "pid: 1\nlast_success: 1764565200\ncrng_ready_at: 0\nseed_saved_at: 1764561600\nlast_error: \n";
         let now = 1_764_565_200 + 185;
-        let t = render(Some(text), k, false, now);
+        let t = render(Some(text), None, k, false, now);
         assert!(
             t.contains("last_success: 2025-12-01 05:00:00 UTC (3 min ago)\n"),
             "{t}"
@@ -452,7 +567,7 @@ mod tests {
             !t.contains("last_error"),
             "an empty last_error is left out: {t}"
         );
-        let j = render(Some(text), k, true, now);
+        let j = render(Some(text), None, k, true, now);
         assert!(j.contains("\"last_success\":1764565200"), "{j}");
         let mut s = String::new();
         push_utc(&mut s, 951_782_400);
@@ -475,10 +590,10 @@ mod tests {
         let text = "pid: 1\npid: 2\nbogus: x\nmode: \u{1}\"\n";
         let p = parse(text);
         assert_eq!(p, vec![("pid", "1"), ("mode", "\u{1}\"")]);
-        let j = render(Some(text), kernel::Info::default(), true, 0);
+        let j = render(Some(text), None, kernel::Info::default(), true, 0);
         assert!(j.contains("\"mode\":\"\\u0001\\\"\""), "{j}");
         // Found by fuzzing: a number with leading zeros is not JSON.
-        let j = render(Some("pid: 007\n"), kernel::Info::default(), true, 0);
+        let j = render(Some("pid: 007\n"), None, kernel::Info::default(), true, 0);
         assert!(j.contains("\"pid\":7"), "{j}");
     }
 }

@@ -250,6 +250,84 @@ fn jailed_client_is_pid_1_and_fetches_and_credits() {
     let _ = &s.keys;
 }
 
+/// The jailed client of `instance` seen from outside: its host pid and
+/// /proc/PID/status (this test's command line, running as the jail user).
+fn jailed_client(s: &Setup, instance: &str) -> (u32, String) {
+    let start = Instant::now();
+    loop {
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let st = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let ours =
+                String::from_utf8_lossy(&cmdline).contains(&s.state.s(&format!("run/{instance}")));
+            (ours && st.contains(&format!("Uid:\t{UID}\t"))).then_some((pid, st))
+        });
+        if let Some(f) = found {
+            return f;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "jailed client not found"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `status` outside the jail, as root on the host.
+fn host_status(s: &Setup, instance: &str) -> Run {
+    run(Command::new(bin()).args([
+        "status",
+        "--status-file",
+        &s.state.s(&format!("run/{instance}.status")),
+    ]))
+}
+
+/// The jailed client records pid 1 (its pid in its namespace), and pid 1 is
+/// alive outside too: `status` on the host must tell by the status file's
+/// lock, which the kernel drops when the client dies, even by SIGKILL.
+#[test]
+fn status_outside_the_jail_sees_a_killed_jailed_client_stop() {
+    let s = setup();
+    let args = client_args(&s, "alpha", &["--interval", "1h"]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = s
+        .jail
+        .command(false, &argv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (host_pid, _) = jailed_client(&s, "alpha");
+    let status = s.state.join("run/alpha.status");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&status)
+        .unwrap_or_default()
+        .contains("state: idle")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the jailed client never went idle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(&status)
+        .unwrap()
+        .contains("pid: 1\n"));
+    host_status(&s, "alpha").ok().stdout_has("client: running");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(host_pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let _ = wait_limit(&mut child, Duration::from_secs(20));
+    host_status(&s, "alpha")
+        .ok()
+        .stdout_has("client: not running")
+        .stdout_has("state: idle");
+    assert_no_ssh_client_for(s.srv.port);
+}
+
 /// The jail's constraints hold where the client runs: PID 1, the jail
 /// user, CAP_SYS_ADMIN alone, no_new_privs, a read-only key mount.
 #[test]
@@ -266,26 +344,7 @@ fn jail_reproduction_has_ujails_constraints() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Find the client: this test's command line, running as the jail user.
-    let start = Instant::now();
-    let pid = loop {
-        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let st = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let ours = String::from_utf8_lossy(&cmdline).contains(&s.state.s("run/alpha"));
-            (ours && st.contains(&format!("Uid:\t{UID}\t"))).then_some((pid, st))
-        });
-        if let Some(f) = found {
-            break f;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "jailed client not found"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (host_pid, st) = pid;
+    let (host_pid, st) = jailed_client(&s, "alpha");
     let field = |name: &str| {
         st.lines()
             .find(|l| l.starts_with(name))
