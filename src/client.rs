@@ -7,17 +7,19 @@
 
 use crate::cli;
 use crate::clock;
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::health::Health;
 use crate::hostkey::PublicKey;
 use crate::kernel::{self, Pool};
-use crate::log::{self, Num};
+use crate::log;
 use crate::parse;
 use crate::rate::{Backoff, NS};
 use crate::seed::{self, SeedDir};
 use crate::ssh::{self, Program, Read, Server, Session};
 use crate::status::{self, State};
 use crate::sys::pending_signal;
+use crate::text::msg;
+use crate::text::{Num, Seconds};
 
 /// Largest `get N` the client asks for.
 pub const MAX_GET: usize = 4096;
@@ -632,25 +634,6 @@ impl SeedSchedule {
     }
 }
 
-/// Nanoseconds as seconds with one decimal ("0.7", "12.0"), for log lines.
-struct Seconds {
-    buf: heapless::String<24>,
-}
-
-impl Seconds {
-    fn new(ns: u64) -> Seconds {
-        let mut buf = heapless::String::new();
-        let _ = buf.push_str(Num::new(ns / NS).as_str());
-        let _ = buf.push('.');
-        let _ = buf.push_str(Num::new(ns % NS / (NS / 10)).as_str());
-        Seconds { buf }
-    }
-
-    fn as_str(&self) -> &str {
-        &self.buf
-    }
-}
-
 /// `interval` +-10%, `r` uniform over u32.
 fn jittered(interval: u64, r: u32) -> u64 {
     let tenth = interval / 10;
@@ -962,13 +945,6 @@ mod tests {
         };
         assert!(!s.due(5) && !s.due(104));
         assert!(s.due(105));
-    }
-
-    #[test]
-    fn seconds_have_one_decimal() {
-        assert_eq!(Seconds::new(0).as_str(), "0.0");
-        assert_eq!(Seconds::new(734_000_000).as_str(), "0.7");
-        assert_eq!(Seconds::new(600 * NS + NS / 2).as_str(), "600.5");
     }
 
     #[test]

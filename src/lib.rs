@@ -27,6 +27,7 @@ pub mod source;
 pub mod ssh;
 pub mod status;
 pub mod sys;
+pub mod text;
 
 use error::{Error, Result, Status};
 

@@ -2,8 +2,9 @@
 //! files locked with flock. The kernel drops a lock when its holder dies, so
 //! a session killed with SIGKILL frees its slot at once.
 
-use crate::error::{msg, Error, Result, Status};
-use crate::log::Num;
+use crate::error::{Error, Result, Status};
+use crate::text::msg;
+use crate::text::Num;
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 use std::fs::File;

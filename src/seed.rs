@@ -13,10 +13,12 @@
 //! the same entropy twice, whoever loads it (`seed load` at boot or the client).
 
 use crate::cli;
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::kernel::Pool;
-use crate::log::{self, Num};
+use crate::log;
 use crate::sys::{getrandom, GRND_INSECURE, GRND_NONBLOCK};
+use crate::text::msg;
+use crate::text::Num;
 use rustix::fs::{flock, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;

@@ -10,12 +10,14 @@
 
 use crate::cli;
 use crate::clock;
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::limits;
-use crate::log::{self, Num};
+use crate::log;
 use crate::parse::{self, Request};
 use crate::rate::{Bucket, NS};
 use crate::source::Source;
+use crate::text::msg;
+use crate::text::Num;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::io::Write;

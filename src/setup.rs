@@ -11,11 +11,13 @@
 //! (Dropbear rejects the whole line): the address check is the forced
 //! command's `--allow-from`.
 
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::hostkey::{PublicKey, KEY_TYPES};
-use crate::log::{self, Num};
+use crate::log;
 use crate::parse;
 use crate::ssh::is_executable;
+use crate::text::msg;
+use crate::text::Num;
 use argh::FromArgs;
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
@@ -137,13 +139,7 @@ struct ToolRun {
 impl ToolRun {
     /// The tool's last non-empty stderr line, bounded, for an error message.
     fn complaint(&self) -> &str {
-        let l = self
-            .stderr
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .unwrap_or("no message");
-        l.get(..l.len().min(200)).unwrap_or(l)
+        crate::text::last_line(&self.stderr, 200)
     }
 }
 

@@ -3,10 +3,11 @@
 
 use crate::cli;
 use crate::clock;
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::health::Health;
 use crate::kernel::Pool;
-use crate::log::Num;
+use crate::text::msg;
+use crate::text::Num;
 use rustix::event::{poll, PollFd, PollFlags};
 use std::io::{Read, Write};
 

@@ -6,9 +6,10 @@
 //! and getrandom carries on. A regular file is refused: it would replay the
 //! same bytes to every session.
 
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::health::Health;
 use crate::sys::{getrandom, GRND_NONBLOCK};
+use crate::text::msg;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::fs::File;

@@ -3,9 +3,10 @@
 //! poll watchdog, and killing and reaping it on every exit path.
 
 use crate::child::Child;
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::hostkey::PublicKey;
 use crate::parse;
+use crate::text::msg;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::fs::File;
@@ -132,7 +133,7 @@ pub struct Server {
 impl Server {
     /// `user@host:port`, for log lines.
     pub fn label(&self) -> String {
-        let port = crate::log::Num::new(self.port as u64);
+        let port = crate::text::Num::new(self.port as u64);
         msg(&[&self.user, "@", &self.host, ":", port.as_str()])
     }
 }
@@ -309,7 +310,7 @@ impl PinnedHome {
     fn create(runtime: &str, server: &Server, flavor: Flavor) -> Result<PinnedHome> {
         check_runtime_dir(runtime)?;
         sweep_stale_homes(runtime);
-        let pid = crate::log::Num::new(std::process::id() as u64);
+        let pid = crate::text::Num::new(std::process::id() as u64);
         let dir = msg(&[runtime, "/home-", pid.as_str()]);
         remove_home(&dir);
         let ssh_dir = msg(&[&dir, "/.ssh"]);
@@ -322,7 +323,7 @@ impl PinnedHome {
         // [host]:port for a port other than 22.
         let mut line = String::new();
         if flavor == Flavor::OpenSsh && server.port != 22 {
-            let port = crate::log::Num::new(server.port as u64);
+            let port = crate::text::Num::new(server.port as u64);
             line.push_str(&msg(&["[", &server.host, "]:", port.as_str()]));
         } else {
             line.push_str(&server.host);
@@ -407,7 +408,7 @@ pub fn arguments(
     command: &str,
     connect_timeout_s: u64,
 ) -> Vec<String> {
-    let port = crate::log::Num::new(s.port as u64);
+    let port = crate::text::Num::new(s.port as u64);
     let mut a: Vec<String> = Vec::with_capacity(40);
     let mut push = |x: &str| a.push(x.to_string());
     match p.flavor {
@@ -431,7 +432,7 @@ pub fn arguments(
             }
         }
         Flavor::OpenSsh => {
-            let ct = crate::log::Num::new(connect_timeout_s.max(1));
+            let ct = crate::text::Num::new(connect_timeout_s.max(1));
             let uk = msg(&["UserKnownHostsFile=", known_hosts]);
             let hka = msg(&["HostKeyAlgorithms=", host_key_algorithms(&s.host_key.kind)]);
             let cto = msg(&["ConnectTimeout=", ct.as_str()]);
@@ -731,16 +732,7 @@ pub fn diagnose(s: &Server, stderr: &str) -> Error {
             ]),
         );
     }
-    let last = stderr
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("no message");
-    let mut end = last.len().min(300);
-    while !last.is_char_boundary(end) {
-        end -= 1;
-    }
-    let last = &last[..end];
+    let last = crate::text::last_line(stderr, 300);
     // A refusal relayed from `entropyservice server` (its one "error: ..."
     // line): keep its class, so scripts can tell "try later" from "fix this".
     if let Some(why) = last.strip_prefix("error: ") {

@@ -1,9 +1,10 @@
 //! The client's state file on tmpfs (`key: value` lines), and the `status`
 //! command that prints it with the kernel's view, for people or as JSON.
 
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::kernel;
-use crate::log::Num;
+use crate::text::msg;
+use crate::text::Num;
 use std::io::Write;
 
 /// Where runtime files go: /run/entropyservice (or /var/run) as root,
