@@ -6,6 +6,8 @@
 //! code lives in `sys`.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod child;
 pub mod cli;
 pub mod client;
@@ -20,8 +22,6 @@ pub mod parse;
 pub mod rate;
 pub mod seed;
 pub mod server;
-#[cfg(feature = "admin")]
-pub mod setup;
 pub mod sink;
 pub mod source;
 pub mod ssh;
@@ -50,10 +50,10 @@ pub fn run(top: cli::Top) -> Result<()> {
         Some(cli::Cmd::Seed(a)) => seed::run(&a),
         Some(cli::Cmd::Status(a)) => status::run(&a),
         #[cfg(feature = "admin")]
-        Some(cli::Cmd::Keygen(a)) => setup::keygen(&a),
+        Some(cli::Cmd::Keygen(a)) => admin::keygen(&a),
         #[cfg(feature = "admin")]
-        Some(cli::Cmd::Authorize(a)) => setup::authorize(&a),
+        Some(cli::Cmd::Authorize(a)) => admin::authorize(&a),
         #[cfg(feature = "admin")]
-        Some(cli::Cmd::Hostkey(a)) => setup::hostkey(&a),
+        Some(cli::Cmd::Hostkey(a)) => admin::hostkey(&a),
     }
 }
