@@ -15,6 +15,7 @@ use crate::limits;
 use crate::log;
 use crate::parse::{self, Request};
 use crate::rate::{Bucket, NS};
+use crate::runtime;
 use crate::source::Source;
 use crate::text::msg;
 use crate::text::Num;
@@ -268,10 +269,10 @@ fn session(
     if let Some(allow) = allow {
         check_peer(peer, have_conn, allow, audit)?;
     }
-    let lock_dir = a.lock_dir.clone().unwrap_or_else(limits::default_lock_dir);
+    let lock_dir = a.lock_dir.clone().unwrap_or_else(runtime::default_dir);
     let uses_locks = a.max_sessions > 0 || a.max_total_sessions > 0 || a.total_rate > 0;
     if uses_locks {
-        limits::ensure_private_dir(&lock_dir).map_err(lock_fault)?;
+        runtime::ensure_private_dir(&lock_dir).map_err(lock_fault)?;
     }
     let _client_slot = if a.max_sessions > 0 {
         let dir = msg(&[&lock_dir, "/client-", &a.client]);

@@ -2,7 +2,7 @@
 //! the host key in a private known_hosts, reading the child's stdout with a
 //! poll watchdog, and killing and reaping it on every exit path.
 
-use crate::child::Child;
+use crate::child::{find_program, Child, SYSTEM_PATH};
 use crate::error::{Error, Result, Status};
 use crate::hostkey::PublicKey;
 use crate::parse;
@@ -25,21 +25,6 @@ pub enum Flavor {
 pub struct Program {
     pub path: String,
     pub flavor: Flavor,
-}
-
-/// A regular file with an execute bit.
-pub fn is_executable(path: &str) -> bool {
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-fn find_in_path(name: &str) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| msg(&[d, "/", name]))
-        .find(|p| is_executable(p))
 }
 
 fn flavor_of(path: &str) -> Flavor {
@@ -108,9 +93,9 @@ impl Program {
                 }
                 c.to_string()
             }
-            Some(c) => find_in_path(c)
+            Some(c) => find_program(c, "")
                 .ok_or_else(|| Error::new(Status::NoInput, msg(&["SSH client ", c, " not found on PATH; install it or give its full path with --ssh"])))?,
-            None => find_in_path("dbclient").or_else(|| find_in_path("ssh")).ok_or_else(|| {
+            None => find_program("dbclient", "").or_else(|| find_program("ssh", "")).ok_or_else(|| {
                 Error::new(Status::NoInput, "no SSH client found: neither dbclient nor ssh is on PATH; install dropbear or openssh-client, or use --ssh PATH")
             })?,
         };
@@ -530,7 +515,7 @@ impl Session {
         let spawned = {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut env: heapless::Vec<(&str, &[u8]), 3> = heapless::Vec::new();
-            let _ = env.push(("PATH", b"/usr/sbin:/usr/bin:/sbin:/bin"));
+            let _ = env.push(("PATH", SYSTEM_PATH.as_bytes()));
             let _ = env.push(("HOME", home.dir.as_bytes()));
             if let Some(sock) = &sock {
                 let _ = env.push(("SSH_AUTH_SOCK", sock.as_bytes()));

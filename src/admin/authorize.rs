@@ -3,20 +3,19 @@
 //! rewriting that key's line); every other byte, the file's mode and its
 //! owner stay as they were.
 
-use super::{
-    find_program, fsync_dir, is_root, parent_dir, remove_if_present, run_tool, MAX_PUB_FILE,
-};
+use super::{fsync_dir, is_root, parent_dir, run_tool, MAX_PUB_FILE};
+use crate::child::{find_program, is_executable, SYSTEM_PATH};
 use crate::cli::Authorize;
 use crate::error::{Error, Result, Status};
+use crate::files::{self, Replace};
 use crate::hostkey::{PublicKey, KEY_TYPES};
 use crate::log;
 use crate::parse;
-use crate::ssh::is_executable;
 use crate::text::{msg, Num};
 use rustix::fs::{flock, FlockOperation};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 
 pub const DEFAULT_BINARY: &str = "/usr/bin/entropyservice";
 /// Root's authorized_keys on OpenWrt (its Dropbear ignores ~/.ssh for root).
@@ -130,7 +129,7 @@ fn version_after(text: &str, marker: &str) -> Option<(u32, u32)> {
 /// The version of an installed SSH server, `None` when absent,
 /// `Some(None)` when present but its version is unknown.
 fn server_version(program: &str, marker: &str) -> Option<Option<(u32, u32)>> {
-    let path = find_program(program)?;
+    let path = find_program(program, SYSTEM_PATH)?;
     let r = run_tool(&path, &["-V"]).ok();
     Some(r.and_then(|r| {
         version_after(&r.stderr, marker).or_else(|| version_after(&r.stdout, marker))
@@ -324,37 +323,25 @@ fn ensure_key_dir(dir: &str) -> Result<()> {
 /// Replaces `path` with `text` atomically, keeping mode and owner.
 fn replace_file(path: &str, dir: &str, text: &[u8], meta: Option<(u32, u32, u32)>) -> Result<()> {
     let tmp = msg(&[path, ".entropyservice-tmp"]);
-    remove_if_present(&tmp);
-    let r = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(text)?;
-        let (mode, owner) = match meta {
-            Some((mode, uid, gid)) => (mode, Some((uid, gid))),
-            None => (
-                0o600,
-                std::fs::metadata(dir).ok().map(|d| (d.uid(), d.gid())),
-            ),
-        };
-        if let Some((uid, gid)) = owner.filter(|_| is_root()) {
-            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-        }
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = r {
-        remove_if_present(&tmp);
-        return Err(Error::os(
+    let how = match meta {
+        Some((mode, uid, gid)) => Replace {
+            mode,
+            owner: Some((uid, gid)),
+            fsync: true,
+        },
+        None => Replace {
+            mode: 0o600,
+            owner: std::fs::metadata(dir).ok().map(|d| (d.uid(), d.gid())),
+            fsync: true,
+        },
+    };
+    files::replace(path, &tmp, text, &how).map_err(|(_, e)| {
+        Error::os(
             Status::CantCreate,
             &msg(&["cannot replace ", path, " (through ", &tmp, ")"]),
             e,
-        ));
-    }
+        )
+    })?;
     fsync_dir(dir)
 }
 

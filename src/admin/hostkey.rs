@@ -1,7 +1,8 @@
 //! `entropyservice hostkey`: prints this server's host keys (Dropbear's
 //! through dropbearkey, OpenSSH's .pub files) for the client's pin.
 
-use super::{find_program, first_key_line, run_tool, MAX_PUB_FILE};
+use super::{first_key_line, run_tool, MAX_PUB_FILE};
+use crate::child::{find_program, SYSTEM_PATH};
 use crate::cli::Hostkey;
 use crate::error::{Error, Result, Status};
 use crate::hostkey::{PublicKey, KEY_TYPES};
@@ -74,7 +75,7 @@ pub fn hostkey(a: &Hostkey) -> Result<()> {
         let tool = if files.is_empty() {
             None
         } else {
-            find_program("dropbearkey")
+            find_program("dropbearkey", SYSTEM_PATH)
         };
         if !files.is_empty() && tool.is_none() {
             log::warn_parts(&[

@@ -2,13 +2,13 @@
 //! ssh-keygen and prints the line to authorize on the server. Never
 //! replaces an existing key file.
 
-use super::{find_program, first_key_line, fsync_dir, parent_dir, remove_if_present, run_tool};
+use super::{first_key_line, fsync_dir, parent_dir, remove_if_present, run_tool};
+use crate::child::{find_program, is_executable, SYSTEM_PATH};
 use crate::cli::Keygen;
 use crate::error::{Error, Result, Status};
 use crate::hostkey::PublicKey;
 use crate::log;
 use crate::parse;
-use crate::ssh::is_executable;
 use crate::text::{msg, Num};
 use std::fs::File;
 use std::io::Write;
@@ -34,16 +34,16 @@ fn keygen_tool(choice: Option<&str>) -> Result<(String, KeyTool)> {
         }
     };
     match choice {
-        None => find_program("dropbearkey")
+        None => find_program("dropbearkey", SYSTEM_PATH)
             .map(|p| (p, KeyTool::Dropbear))
-            .or_else(|| find_program("ssh-keygen").map(|p| (p, KeyTool::OpenSsh)))
+            .or_else(|| find_program("ssh-keygen", SYSTEM_PATH).map(|p| (p, KeyTool::OpenSsh)))
             .ok_or_else(|| Error::new(Status::Unavailable, "neither dropbearkey nor ssh-keygen is installed; install dropbear or openssh-client")),
         Some(c) => {
             let flavor = flavor_of(c).ok_or_else(|| Error::new(Status::Usage, "--tool must be dropbearkey or ssh-keygen, or a path to one of them"))?;
             let path = if c.contains('/') {
                 is_executable(c).then(|| c.to_string())
             } else {
-                find_program(c)
+                find_program(c, SYSTEM_PATH)
             };
             let path = path.ok_or_else(|| Error::new(Status::Unavailable, msg(&["key tool ", c, " is not installed; install it or choose the other with --tool"])))?;
             Ok((path, flavor))

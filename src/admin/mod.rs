@@ -23,28 +23,15 @@ pub use authorize::authorize;
 pub use hostkey::hostkey;
 pub use keygen::keygen;
 
+use crate::child::{find_program, SYSTEM_PATH};
 use crate::error::{Error, Result, Status};
 use crate::hostkey::PublicKey;
-use crate::ssh::is_executable;
 use crate::text::msg;
 use rustix::io::Errno;
 use std::fs::File;
 
 /// Largest .pub file read.
 const MAX_PUB_FILE: u64 = 64 * 1024;
-
-/// `name` on PATH, then in the sbin and bin directories (sshd and dropbear
-/// live in sbin, which a user's PATH may lack).
-fn find_program(name: &str) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"])
-        .filter(|d| d.starts_with('/'))
-        .map(|d| msg(&[d, "/", name]))
-        .find(|p| is_executable(p));
-    found
-}
 
 struct ToolRun {
     ok: bool,
@@ -64,7 +51,7 @@ fn run_tool(program: &str, args: &[&str]) -> Result<ToolRun> {
     let path = if program.contains('/') {
         program.to_string()
     } else {
-        find_program(program).ok_or_else(|| fail(Errno::NOENT))?
+        find_program(program, SYSTEM_PATH).ok_or_else(|| fail(Errno::NOENT))?
     };
     let o = crate::child::output(&path, args).map_err(fail)?;
     Ok(ToolRun {
