@@ -1,9 +1,15 @@
 //! entropyservice: moves real randomness over SSH into the kernel's pool.
 //!
 //! Layout follows the data flow. Server: `source` -> `health` -> `rate` ->
-//! stdout (`server`, with `limits`). Client: `ssh` child -> `health` ->
-//! `kernel` credit policy (`client`, `seed`, `sink`, `status`). All unsafe
-//! code lives in `sys`.
+//! stdout (`server`, with session slots in `limits`). Client: `ssh` child ->
+//! `health` -> `kernel` credit policy (`client`: `config`, `session`,
+//! `peers`, `seeds` and the daemon loop; with `seed`, `sink`, `status`).
+//! `admin` (feature `admin`) holds keygen, authorize and hostkey; `cli`
+//! every command's options. Shared: `parse` (all outside input), `files`
+//! (atomic replace, private directories), `runtime` (the runtime directory),
+//! `child` (running programs, the PATH search), `text` (messages without
+//! `format!`), `clock` (the only clock reads). All unsafe code lives in
+//! `sys`.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "admin")]
