@@ -129,13 +129,15 @@ pub fn is_executable(path: &str) -> bool {
 /// depends on the current directory.
 pub fn find_program(name: &str, then: &str) -> Option<String> {
     let path = std::env::var("PATH").unwrap_or_else(|_| SYSTEM_PATH.into());
-    let found = path
-        .split(':')
-        .chain(then.split(':'))
-        .filter(|d| d.starts_with('/'))
-        .map(|d| crate::text::msg(&[d, "/", name]))
-        .find(|p| is_executable(p));
-    found
+    for list in [path.as_str(), then] {
+        for dir in list.split(':').filter(|d| d.starts_with('/')) {
+            let p = crate::text::msg(&[dir, "/", name]);
+            if is_executable(&p) {
+                return Some(p);
+            }
+        }
+    }
+    None
 }
 
 /// What a finished tool printed, and whether it exited with status 0.

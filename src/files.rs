@@ -3,9 +3,9 @@
 //! and a directory that holds our files is checked on the directory itself
 //! (never through a link) for being private to this user.
 
-use std::fs::Metadata;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{File, Metadata};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 /// Why a directory is not private.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,32 +44,30 @@ pub enum Step {
     Rename,
 }
 
+/// A last step on the written file before it replaces the old one.
+pub type Finish<'a> = &'a dyn Fn(&File) -> io::Result<()>;
+
 /// How `replace` makes the new file.
-pub struct Replace {
-    /// Its mode, set exactly once the data is written (0600 until then)
-    /// and after any change of owner.
+pub struct Replace<'a> {
+    /// Its mode at creation (less what the umask takes away).
     pub mode: u32,
-    /// Its owner and group, set when this process is root.
-    pub owner: Option<(u32, u32)>,
     /// fsync before the rename; false only for a file on tmpfs, where a
     /// crash loses it anyway.
     pub fsync: bool,
+    /// Runs on the written file before the fsync and the rename (authorize
+    /// gives it the old file's owner and exact mode there).
+    pub finish: Option<Finish<'a>>,
 }
 
 /// Replaces `path` with `data` through `tmp` (in the same directory): a
 /// leftover `tmp` is removed and the file created afresh with O_EXCL and
 /// O_NOFOLLOW, so a link or FIFO planted there is never followed or opened,
 /// and one planted again in between makes the create fail instead of
-/// steering the write. Then the data, owner and mode, fsync, and a rename
-/// over `path`. On failure `tmp` is removed and `path` is as it was.
-/// Fsyncing the directory after the rename is the caller's (some hold it
-/// open and locked).
-pub fn replace(
-    path: &str,
-    tmp: &str,
-    data: &[u8],
-    how: &Replace,
-) -> Result<(), (Step, std::io::Error)> {
+/// steering the write. Then the data, `finish`, fsync, and a rename over
+/// `path`. On failure `tmp` is removed and `path` is as it was. Fsyncing
+/// the directory after the rename is the caller's (some hold it open and
+/// locked).
+pub fn replace(path: &str, tmp: &str, data: &[u8], how: &Replace) -> Result<(), (Step, io::Error)> {
     let _ = std::fs::remove_file(tmp);
     let r = write_new(tmp, data, how)
         .and_then(|()| std::fs::rename(tmp, path).map_err(|e| (Step::Rename, e)));
@@ -79,21 +77,18 @@ pub fn replace(
     r
 }
 
-fn write_new(tmp: &str, data: &[u8], how: &Replace) -> Result<(), (Step, std::io::Error)> {
+fn write_new(tmp: &str, data: &[u8], how: &Replace) -> Result<(), (Step, io::Error)> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(how.mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(tmp)
         .map_err(|e| (Step::Create, e))?;
     f.write_all(data).map_err(|e| (Step::Write, e))?;
-    let is_root = rustix::process::geteuid().is_root();
-    if let Some((uid, gid)) = how.owner.filter(|_| is_root) {
-        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| (Step::Write, e))?;
+    if let Some(finish) = how.finish {
+        finish(&f).map_err(|e| (Step::Write, e))?;
     }
-    f.set_permissions(std::fs::Permissions::from_mode(how.mode))
-        .map_err(|e| (Step::Write, e))?;
     if how.fsync {
         f.sync_all().map_err(|e| (Step::Fsync, e))?;
     }
@@ -120,8 +115,8 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         let how = Replace {
             mode: 0o640,
-            owner: None,
             fsync: true,
+            finish: None,
         };
         replace(&path, &tmp, b"new", &how).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
@@ -142,8 +137,35 @@ mod tests {
     }
 
     #[test]
+    fn finish_runs_before_the_rename_and_its_failure_keeps_the_old_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("finish");
+        let (path, tmp) = (format!("{d}/f"), format!("{d}/f.tmp"));
+        std::fs::write(&path, b"old").unwrap();
+        let setuid = |f: &File| f.set_permissions(std::fs::Permissions::from_mode(0o4711));
+        let how = Replace {
+            mode: 0o600,
+            fsync: false,
+            finish: Some(&setuid),
+        };
+        replace(&path, &tmp, b"new", &how).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o4711);
+        let fail = |_: &File| Err(io::Error::from_raw_os_error(libc::EPERM));
+        let how = Replace {
+            finish: Some(&fail),
+            ..how
+        };
+        let e = replace(&path, &tmp, b"newer", &how).unwrap_err();
+        assert_eq!(e.0, Step::Write);
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert!(std::fs::symlink_metadata(&tmp).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn private_directories() {
         let d = scratch("private");
+        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
         let m = |p: &str| std::fs::symlink_metadata(p).unwrap();
         assert_eq!(check_private(&m(&d), 0o077, false), Ok(()));

@@ -229,8 +229,8 @@ impl SeedDir {
         let (tmp, dest) = (self.file(TEMP), self.file(name));
         let how = crate::files::Replace {
             mode: 0o600,
-            owner: None,
             fsync: true,
+            finish: None,
         };
         let r = crate::files::replace(&dest, &tmp, &seed[..len], &how);
         seed.fill(0);

@@ -150,8 +150,8 @@ impl State {
         }
         let how = crate::files::Replace {
             mode: 0o644,
-            owner: None,
             fsync: false,
+            finish: None,
         };
         let tmp = msg(&[path, ".tmp"]);
         crate::files::replace(path, &tmp, self.text().as_bytes(), &how).map_err(|(_, e)| {

@@ -323,17 +323,23 @@ fn ensure_key_dir(dir: &str) -> Result<()> {
 /// Replaces `path` with `text` atomically, keeping mode and owner.
 fn replace_file(path: &str, dir: &str, text: &[u8], meta: Option<(u32, u32, u32)>) -> Result<()> {
     let tmp = msg(&[path, ".entropyservice-tmp"]);
-    let how = match meta {
-        Some((mode, uid, gid)) => Replace {
-            mode,
-            owner: Some((uid, gid)),
-            fsync: true,
-        },
-        None => Replace {
-            mode: 0o600,
-            owner: std::fs::metadata(dir).ok().map(|d| (d.uid(), d.gid())),
-            fsync: true,
-        },
+    let (mode, owner) = match meta {
+        Some((mode, uid, gid)) => (mode, Some((uid, gid))),
+        None => (
+            0o600,
+            std::fs::metadata(dir).ok().map(|d| (d.uid(), d.gid())),
+        ),
+    };
+    let keep = |f: &File| {
+        if let Some((uid, gid)) = owner.filter(|_| is_root()) {
+            std::os::unix::fs::fchown(f, Some(uid), Some(gid))?;
+        }
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+    };
+    let how = Replace {
+        mode: 0o600,
+        fsync: true,
+        finish: Some(&keep),
     };
     files::replace(path, &tmp, text, &how).map_err(|(_, e)| {
         Error::os(
