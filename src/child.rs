@@ -8,6 +8,7 @@ use rustix::io::Errno;
 use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions, WaitStatus};
 use std::ffi::CString;
 use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
 
 /// A started child. Like `std::process::Child`, dropping it neither kills
 /// nor reaps it: its owner does that.
@@ -108,6 +109,35 @@ impl Child {
 /// Whether `st` is a normal exit with status 0.
 pub fn success(st: WaitStatus) -> bool {
     st.exit_status() == Some(0)
+}
+
+/// The system's program directories: what PATH stands for when it is
+/// unset, and what the admin commands search after it (sshd and dropbear
+/// live in sbin, which a user's PATH may lack).
+pub const SYSTEM_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A regular file with an execute bit.
+pub fn is_executable(path: &str) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The first executable `name` in the directories of PATH (SYSTEM_PATH
+/// when PATH is unset), then in those of `then` (colon-separated, "" for
+/// none). Relative directories are skipped: where a program is found never
+/// depends on the current directory.
+pub fn find_program(name: &str, then: &str) -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| SYSTEM_PATH.into());
+    for list in [path.as_str(), then] {
+        for dir in list.split(':').filter(|d| d.starts_with('/')) {
+            let p = crate::text::msg(&[dir, "/", name]);
+            if is_executable(&p) {
+                return Some(p);
+            }
+        }
+    }
+    None
 }
 
 /// What a finished tool printed, and whether it exited with status 0.

@@ -23,11 +23,11 @@ pub enum Cmd {
     Seed(Seed),
     Status(Status),
     #[cfg(feature = "admin")]
-    Keygen(crate::setup::Keygen),
+    Keygen(Keygen),
     #[cfg(feature = "admin")]
-    Authorize(crate::setup::Authorize),
+    Authorize(Authorize),
     #[cfg(feature = "admin")]
-    Hostkey(crate::setup::Hostkey),
+    Hostkey(Hostkey),
 }
 
 /// Stream random bytes to stdout: the forced command in authorized_keys.
@@ -207,4 +207,82 @@ pub struct Status {
     /// status file (default /run/entropyservice/status)
     #[argh(option)]
     pub status_file: Option<String>,
+}
+
+/// Generate the client's SSH key and print the line to paste on the server.
+#[cfg(feature = "admin")]
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "keygen")]
+pub struct Keygen {
+    /// private key file to create, never overwritten; the public line also goes to FILE.pub (default /etc/entropyservice/id_client)
+    #[argh(option)]
+    pub out: Option<String>,
+    /// key type, ed25519 or rsa (default: ed25519, or RSA 2048 when the tool cannot make ed25519 keys)
+    #[argh(option, long = "type")]
+    pub kind: Option<String>,
+    /// key tool: dropbearkey (Dropbear format, for dbclient) or ssh-keygen (OpenSSH format), or a path to one (default: dropbearkey if present, else ssh-keygen)
+    #[argh(option)]
+    pub tool: Option<String>,
+    /// client name for the printed authorize command (default: this host's name)
+    #[argh(option)]
+    pub client: Option<String>,
+}
+
+/// Add a client's key to authorized_keys behind the forced command.
+#[cfg(feature = "admin")]
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "authorize")]
+pub struct Authorize {
+    /// client name, for the forced command's --client and the key comment
+    #[argh(option)]
+    pub client: String,
+    /// bytes per second for this client's sessions (server --rate)
+    #[argh(option)]
+    pub rate: Option<u64>,
+    /// concurrent sessions allowed for this client (server --max-sessions)
+    #[argh(option)]
+    pub max_sessions: Option<u32>,
+    /// comma-separated CIDRs the client must connect from (server --allow-from)
+    #[argh(option)]
+    pub allow_from: Option<String>,
+    /// most bytes one session may send (server --max-bytes)
+    #[argh(option)]
+    pub max_bytes: Option<u64>,
+    /// longest session, e.g. 10m (server --max-time)
+    #[argh(option)]
+    pub max_time: Option<String>,
+    /// authorized_keys file to change (default ~/.ssh/authorized_keys; /etc/dropbear/authorized_keys for root on OpenWrt)
+    #[argh(option)]
+    pub authorized_keys: Option<String>,
+    /// absolute path of entropyservice on this server (default /usr/bin/entropyservice)
+    #[argh(option)]
+    pub binary: Option<String>,
+    /// SSH server that reads the file: dropbear, openssh or auto (default auto); decides whether `restrict` is safe to use
+    #[argh(option, default = "String::from(\"auto\")")]
+    pub flavor: String,
+    /// write the explicit no-pty,no-port-forwarding,... list even where `restrict` would work
+    #[argh(switch)]
+    pub compat: bool,
+    /// print the line and change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// rewrite the line that already holds this key (e.g. to change --binary or limits) instead of refusing
+    #[argh(switch)]
+    pub replace: bool,
+    /// the client's public key: a "TYPE BASE64 [comment]" line or a .pub file holding one
+    #[argh(positional)]
+    pub key: String,
+}
+
+/// Print this server's host keys for the client's pinned --host-key.
+#[cfg(feature = "admin")]
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "hostkey")]
+pub struct Hostkey {
+    /// directory of Dropbear host keys, dropbear_*_host_key (default /etc/dropbear when no directory is given)
+    #[argh(option)]
+    pub dropbear_dir: Option<String>,
+    /// directory of OpenSSH host keys, ssh_host_*_key.pub (default /etc/ssh when no directory is given)
+    #[argh(option)]
+    pub openssh_dir: Option<String>,
 }

@@ -79,12 +79,3 @@ pub fn push_display(s: &mut String, d: impl fmt::Display) {
     // Writing to a String cannot fail.
     let _ = write!(s, "{d}");
 }
-
-/// Builds a message from parts without `format!`.
-pub fn msg(parts: &[&str]) -> String {
-    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-    for p in parts {
-        s.push_str(p);
-    }
-    s
-}

@@ -1,9 +1,15 @@
 //! entropyservice: moves real randomness over SSH into the kernel's pool.
 //!
 //! Layout follows the data flow. Server: `source` -> `health` -> `rate` ->
-//! stdout (`server`, with `limits`). Client: `ssh` child -> `health` ->
-//! `kernel` credit policy (`client`, `seed`, `sink`, `status`). All unsafe
-//! code lives in `sys`.
+//! stdout (`server`, with session slots in `limits`). Client: `ssh` child ->
+//! `health` -> `kernel` credit policy (`client`: `config`, `session`,
+//! `peers`, `seeds` and the daemon loop; with `seed`, `sink`, `status`).
+//! `admin` (feature `admin`) holds keygen, authorize and hostkey; `cli`
+//! every command's options. Shared: `parse` (all outside input), `files`
+//! (atomic replace, private directories), `runtime` (the runtime directory),
+//! `child` (running programs, the PATH search), `text` (messages without
+//! `format!`), `clock` (the only clock reads). All unsafe code lives in
+//! `sys`.
 //!
 //! The streaming stages (the server's output, the source's device, the
 //! sink's input) are `embedded_io` streams with a readiness wait (`fd`),
@@ -12,12 +18,15 @@
 //! clock, so their timing is tested in milliseconds.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 pub mod child;
 pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod error;
 pub mod fd;
+pub mod files;
 pub mod health;
 pub mod hostkey;
 pub mod kernel;
@@ -25,15 +34,15 @@ pub mod limits;
 pub mod log;
 pub mod parse;
 pub mod rate;
+pub mod runtime;
 pub mod seed;
 pub mod server;
-#[cfg(feature = "admin")]
-pub mod setup;
 pub mod sink;
 pub mod source;
 pub mod ssh;
 pub mod status;
 pub mod sys;
+pub mod text;
 
 use error::{Error, Result, Status};
 
@@ -56,10 +65,10 @@ pub fn run(top: cli::Top) -> Result<()> {
         Some(cli::Cmd::Seed(a)) => seed::run(&a),
         Some(cli::Cmd::Status(a)) => status::run(&a),
         #[cfg(feature = "admin")]
-        Some(cli::Cmd::Keygen(a)) => setup::keygen(&a),
+        Some(cli::Cmd::Keygen(a)) => admin::keygen(&a),
         #[cfg(feature = "admin")]
-        Some(cli::Cmd::Authorize(a)) => setup::authorize(&a),
+        Some(cli::Cmd::Authorize(a)) => admin::authorize(&a),
         #[cfg(feature = "admin")]
-        Some(cli::Cmd::Hostkey(a)) => setup::hostkey(&a),
+        Some(cli::Cmd::Hostkey(a)) => admin::hostkey(&a),
     }
 }

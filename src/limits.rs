@@ -2,99 +2,16 @@
 //! files locked with flock. The kernel drops a lock when its holder dies, so
 //! a session killed with SIGKILL frees its slot at once.
 
-use crate::error::{msg, Error, Result, Status};
-use crate::log::Num;
+use crate::error::{Error, Result, Status};
+use crate::text::msg;
+use crate::text::Num;
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 
 /// Upper bound of slots scanned when no cap is set.
 pub const UNCAPPED_SLOTS: u32 = 4096;
-
-/// The default lock directory for this user: /run/entropyservice as root;
-/// otherwise `$XDG_RUNTIME_DIR/entropyservice` when that is set (a
-/// directory only this user can write to, which no one else can squat),
-/// else /tmp/entropyservice-UID.
-pub fn default_lock_dir() -> String {
-    default_lock_dir_for(
-        rustix::process::getuid().as_raw(),
-        std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
-    )
-}
-
-fn default_lock_dir_for(uid: u32, xdg_runtime_dir: Option<&str>) -> String {
-    if uid == 0 {
-        // OpenWrt has /var/run (a link into /tmp) but not always /run.
-        if std::fs::metadata("/run").is_ok() {
-            "/run/entropyservice".into()
-        } else {
-            "/var/run/entropyservice".into()
-        }
-    } else {
-        match xdg_runtime_dir {
-            // The spec asks for an absolute path and says to ignore others.
-            Some(x) if x.starts_with('/') => msg(&[x.trim_end_matches('/'), "/entropyservice"]),
-            _ => msg(&["/tmp/entropyservice-", Num::new(uid as u64).as_str()]),
-        }
-    }
-}
-
-/// `uid N (NAME)`: who owns a directory, for a refusal. The name comes from
-/// /etc/passwd when it is there and plain.
-fn owner(uid: u32) -> String {
-    let n = Num::new(uid as u64);
-    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
-        p.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            f.next();
-            (f.next()? == n.as_str() && crate::parse::is_safe_name(name)).then(|| name.to_string())
-        })
-    });
-    match name {
-        Some(name) => msg(&["uid ", n.as_str(), " (", &name, ")"]),
-        None => msg(&["uid ", n.as_str()]),
-    }
-}
-
-/// Creates `dir` (mode 0700) if missing and refuses one that is not a
-/// directory of this user, or that group or others can write to.
-pub fn ensure_private_dir(dir: &str) -> Result<()> {
-    if let Err(e) = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        return Err(Error::os(
-            Status::CantCreate,
-            &msg(&["cannot create directory ", dir]),
-            e,
-        ));
-    }
-    let m = std::fs::symlink_metadata(dir)
-        .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot stat ", dir]), e))?;
-    let uid = rustix::process::getuid().as_raw();
-    let why = if !m.is_dir() {
-        msg(&["it is a symlink or not a directory; remove it or choose another"])
-    } else if m.uid() != uid {
-        msg(&[
-            "it is owned by ",
-            &owner(m.uid()),
-            " instead of this user, ",
-            &owner(uid),
-            "; another user may have made it to deny service: remove it or choose another",
-        ])
-    } else if m.permissions().mode() & 0o022 != 0 {
-        msg(&["group or others can write to it; run: chmod 700 ", dir])
-    } else {
-        return Ok(());
-    };
-    Err(Error::new(
-        Status::Config,
-        msg(&["directory ", dir, " is not private to this user: ", &why]),
-    ))
-}
 
 /// A held slot; dropping it (or dying) releases it.
 pub struct Slot {
@@ -107,7 +24,7 @@ fn slot_path(dir: &str, i: u32) -> String {
 
 /// Takes the lowest free slot of `cap` in `dir`, or `None` if all are held.
 pub fn acquire(dir: &str, cap: u32) -> Result<Option<Slot>> {
-    ensure_private_dir(dir)?;
+    crate::runtime::ensure_private_dir(dir)?;
     if let Some(slot) = scan(dir, cap)? {
         return Ok(Some(slot));
     }
@@ -160,39 +77,4 @@ pub fn count_live(dir: &str) -> u32 {
         }
     }
     live
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_dirs() {
-        assert_eq!(
-            default_lock_dir_for(1000, Some("/run/user/1000")),
-            "/run/user/1000/entropyservice"
-        );
-        assert_eq!(
-            default_lock_dir_for(1000, Some("/run/user/1000/")),
-            "/run/user/1000/entropyservice"
-        );
-        // Unset or relative: the /tmp fallback.
-        assert_eq!(default_lock_dir_for(1000, None), "/tmp/entropyservice-1000");
-        assert_eq!(
-            default_lock_dir_for(1000, Some("run/user")),
-            "/tmp/entropyservice-1000"
-        );
-        assert_eq!(
-            default_lock_dir_for(1000, Some("")),
-            "/tmp/entropyservice-1000"
-        );
-        // Root keeps /run (or /var/run) whatever the environment says.
-        assert!(default_lock_dir_for(0, Some("/run/user/0")).ends_with("run/entropyservice"));
-    }
-
-    #[test]
-    fn owner_names_the_user() {
-        assert_eq!(owner(0), "uid 0 (root)");
-        assert_eq!(owner(4_000_000_000), "uid 4000000000");
-    }
 }

@@ -4,6 +4,7 @@
 //! `DEV:INODE`), each line starts with sd-daemon's `<N>` so the journal files
 //! errors as errors (3), warnings as 4 and the rest as info (6).
 
+use crate::text::Num;
 use core::sync::atomic::{AtomicU8, Ordering};
 use std::io::Write;
 
@@ -137,33 +138,6 @@ fn syslog_to(path: &str, severity: u8, line: &str) {
     let _ = sendto(&sock, msg.as_bytes(), SendFlags::empty(), &addr);
 }
 
-/// Decimal text of `n` in a stack buffer.
-pub struct Num {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Num {
-    pub fn new(mut n: u64) -> Num {
-        let mut buf = [0u8; 20];
-        let mut i = 20;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        Num { buf, start: i }
-    }
-
-    pub fn as_str(&self) -> &str {
-        // Only ASCII digits were written.
-        core::str::from_utf8(&self.buf[self.start..]).unwrap_or("?")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -196,14 +170,5 @@ mod tests {
         assert!(!super::is_journal_stream(None, p));
         assert!(!super::is_journal_stream(Some(&same), "/nonexistent/es"));
         let _ = std::fs::remove_file(&path);
-    }
-
-    #[test]
-    fn numbers() {
-        assert_eq!(super::Num::new(0).as_str(), "0");
-        assert_eq!(
-            super::Num::new(18446744073709551615).as_str(),
-            "18446744073709551615"
-        );
     }
 }

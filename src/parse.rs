@@ -1,6 +1,7 @@
 //! Parsers for everything that comes from outside: the client's request
 //! (SSH_ORIGINAL_COMMAND), the peer address (SSH_CONNECTION / SSH_CLIENT),
-//! CIDR lists, durations, `[USER@]HOST` and names. Pure functions, no I/O.
+//! CIDR lists, durations, `[USER@]HOST`, names and the client's `--server`
+//! specs. Pure functions, no I/O.
 
 use core::net::{IpAddr, Ipv6Addr};
 
@@ -269,6 +270,49 @@ pub fn user_host(s: &str) -> Option<(Option<&str>, &str)> {
     }
 }
 
+/// The fields of one `--server` spec, before any file is looked at.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Spec<'a> {
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub user: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub host_key: Option<&'a str>,
+}
+
+/// Parses `--server "host=H,port=P,user=U,key=FILE,host-key=TYPE BASE64"`
+/// (pure; the client's `make_server` then checks names, the key file and the host key).
+pub fn parse_server_spec(spec: &str) -> core::result::Result<Spec<'_>, &'static str> {
+    let (mut host, mut port, mut user, mut key, mut hk) = (None, None, None, None, None);
+    for field in spec.split(',') {
+        let (k, v) = field
+            .split_once('=')
+            .ok_or("expected key=value fields separated by commas")?;
+        match k.trim() {
+            "host" => host = Some(v.trim()),
+            "port" => {
+                port = Some(
+                    decimal(v.trim())
+                        .and_then(|p| u16::try_from(p).ok())
+                        .filter(|p| *p > 0)
+                        .ok_or("port must be 1-65535")?,
+                )
+            }
+            "user" => user = Some(v.trim()),
+            "key" => key = Some(v.trim()),
+            "host-key" => hk = Some(v.trim()),
+            _ => return Err("unknown field; use host, port, user, key, host-key"),
+        }
+    }
+    Ok(Spec {
+        host: host.ok_or("host= is missing")?,
+        port,
+        user,
+        key,
+        host_key: hk,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,5 +445,32 @@ mod tests {
         assert!(!is_safe_host("fe80::1%-oProxyCommand=x"));
         assert!(!is_safe_host("fe80::1%eth0 x"));
         assert!(!is_safe_host("%eth0"));
+    }
+
+    #[test]
+    fn server_specs() {
+        let s = parse_server_spec("host=h, port=2222 ,user=u,key=/k,host-key=ssh-ed25519 AAAA");
+        assert_eq!(
+            s,
+            Ok(Spec {
+                host: "h",
+                port: Some(2222),
+                user: Some("u"),
+                key: Some("/k"),
+                host_key: Some("ssh-ed25519 AAAA"),
+            })
+        );
+        assert_eq!(parse_server_spec("host=h").map(|s| s.port), Ok(None));
+        assert_eq!(parse_server_spec("port=22"), Err("host= is missing"));
+        assert_eq!(
+            parse_server_spec("host=h,port=0"),
+            Err("port must be 1-65535")
+        );
+        assert_eq!(
+            parse_server_spec("host=h,port=65536"),
+            Err("port must be 1-65535")
+        );
+        assert!(parse_server_spec("host=h,bogus=1").is_err());
+        assert!(parse_server_spec("h").is_err());
     }
 }

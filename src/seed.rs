@@ -13,15 +13,18 @@
 //! the same entropy twice, whoever loads it (`seed load` at boot or the client).
 
 use crate::cli;
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
+use crate::files::Step;
 use crate::kernel::Pool;
-use crate::log::{self, Num};
+use crate::log;
 use crate::sys::{getrandom, GRND_INSECURE, GRND_NONBLOCK};
+use crate::text::msg;
+use crate::text::Num;
 use rustix::fs::{flock, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 
 pub const DEFAULT_DIR: &str = "/etc/entropyservice/seed";
 pub const CREDIT: &str = "seed.credit";
@@ -81,7 +84,7 @@ impl SeedDir {
         let st = dir
             .metadata()
             .map_err(|e| Error::os(Status::Os, &msg(&["cannot stat seed directory ", path]), e))?;
-        if st.uid() != rustix::process::geteuid().as_raw() || st.mode() & 0o077 != 0 {
+        if crate::files::check_private(&st, 0o077, false).is_err() {
             return Err(Error::new(
                 Status::NoPerm,
                 msg(&[
@@ -218,22 +221,27 @@ impl SeedDir {
                 return Err(e);
             }
         };
-        let tmp = self.file(TEMP);
-        let r = self.write_temp(&tmp, &seed[..len]);
-        seed.fill(0);
-        if let Err(e) = r {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
         let (name, other) = if creditable {
             (CREDIT, NO_CREDIT)
         } else {
             (NO_CREDIT, CREDIT)
         };
-        let dest = self.file(name);
-        std::fs::rename(&tmp, &dest).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            kept(&msg(&["cannot rename ", &tmp, " to ", &dest]), e)
+        let (tmp, dest) = (self.file(TEMP), self.file(name));
+        let how = crate::files::Replace {
+            mode: 0o600,
+            fsync: true,
+            finish: None,
+        };
+        let r = crate::files::replace(&dest, &tmp, &seed[..len], &how);
+        seed.fill(0);
+        r.map_err(|(step, e)| {
+            let what = match step {
+                Step::Create => "cannot create ",
+                Step::Write => "cannot write ",
+                Step::Fsync => "cannot fsync ",
+                Step::Rename => return kept(&msg(&["cannot rename ", &tmp, " to ", &dest]), e),
+            };
+            kept(&msg(&[what, &tmp]), e)
         })?;
         // One seed at a time: an older one of the other kind is stale now.
         // (Something that is no seed file there, e.g. a directory, stays:
@@ -245,21 +253,6 @@ impl SeedDir {
         }
         self.sync()?;
         Ok(creditable)
-    }
-
-    fn write_temp(&self, tmp: &str, data: &[u8]) -> Result<()> {
-        let _ = std::fs::remove_file(tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(tmp)
-            .map_err(|e| kept(&msg(&["cannot create ", tmp]), e))?;
-        f.write_all(data)
-            .map_err(|e| kept(&msg(&["cannot write ", tmp]), e))?;
-        f.sync_all()
-            .map_err(|e| kept(&msg(&["cannot fsync ", tmp]), e))?;
-        Ok(())
     }
 
     pub fn path(&self) -> &str {

@@ -11,13 +11,16 @@
 use crate::cli;
 use crate::clock;
 use crate::clock::{Clock, Monotonic};
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::fd::{Fd, Input, OsError, Output, Wait, Want};
 use crate::limits;
-use crate::log::{self, Num};
+use crate::log;
 use crate::parse::{self, Request};
 use crate::rate::{Bucket, NS};
+use crate::runtime;
 use crate::source::Source;
+use crate::text::msg;
+use crate::text::Num;
 use rustix::io::Errno;
 use std::io::Write as _;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -56,6 +59,7 @@ impl Audit<'_> {
         }
         log::syslog(log::LOG_INFO, &s);
         if let Some(f) = self.file.as_mut() {
+            #[allow(clippy::disallowed_methods)] // the wall clock, for a status/audit time only
             let l = msg(&[Num::new(clock::wall_secs()).as_str(), " ", &s, "\n"]);
             let _ = f.write_all(l.as_bytes());
         }
@@ -267,10 +271,10 @@ fn session(
     if let Some(allow) = allow {
         check_peer(peer, have_conn, allow, audit)?;
     }
-    let lock_dir = a.lock_dir.clone().unwrap_or_else(limits::default_lock_dir);
+    let lock_dir = a.lock_dir.clone().unwrap_or_else(runtime::default_dir);
     let uses_locks = a.max_sessions > 0 || a.max_total_sessions > 0 || a.total_rate > 0;
     if uses_locks {
-        limits::ensure_private_dir(&lock_dir).map_err(lock_fault)?;
+        runtime::ensure_private_dir(&lock_dir).map_err(lock_fault)?;
     }
     let _client_slot = if a.max_sessions > 0 {
         let dir = msg(&[&lock_dir, "/client-", &a.client]);

@@ -4,11 +4,12 @@
 use crate::cli;
 use crate::clock;
 use crate::clock::{Clock, Monotonic};
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::fd::{Fd, Input, OsError, Ready, Wait, Want};
 use crate::health::Health;
 use crate::kernel::{Pool, RandomDevice};
-use crate::log::Num;
+use crate::text::msg;
+use crate::text::Num;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 use std::io::Write;

@@ -7,10 +7,11 @@
 //! same bytes to every session.
 
 use crate::clock::Clock;
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::fd::{Fd, Input, OsError, Want};
 use crate::health::Health;
 use crate::sys::{getrandom, GRND_NONBLOCK};
+use crate::text::msg;
 use rustix::io::Errno;
 use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};

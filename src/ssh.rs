@@ -2,10 +2,11 @@
 //! the host key in a private known_hosts, reading the child's stdout with a
 //! poll watchdog, and killing and reaping it on every exit path.
 
-use crate::child::Child;
-use crate::error::{msg, Error, Result, Status};
+use crate::child::{find_program, Child, SYSTEM_PATH};
+use crate::error::{Error, Result, Status};
 use crate::hostkey::PublicKey;
 use crate::parse;
+use crate::text::msg;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::fs::File;
@@ -24,21 +25,6 @@ pub enum Flavor {
 pub struct Program {
     pub path: String,
     pub flavor: Flavor,
-}
-
-/// A regular file with an execute bit.
-pub fn is_executable(path: &str) -> bool {
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-fn find_in_path(name: &str) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    path.split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| msg(&[d, "/", name]))
-        .find(|p| is_executable(p))
 }
 
 fn flavor_of(path: &str) -> Flavor {
@@ -107,9 +93,9 @@ impl Program {
                 }
                 c.to_string()
             }
-            Some(c) => find_in_path(c)
+            Some(c) => find_program(c, "")
                 .ok_or_else(|| Error::new(Status::NoInput, msg(&["SSH client ", c, " not found on PATH; install it or give its full path with --ssh"])))?,
-            None => find_in_path("dbclient").or_else(|| find_in_path("ssh")).ok_or_else(|| {
+            None => find_program("dbclient", "").or_else(|| find_program("ssh", "")).ok_or_else(|| {
                 Error::new(Status::NoInput, "no SSH client found: neither dbclient nor ssh is on PATH; install dropbear or openssh-client, or use --ssh PATH")
             })?,
         };
@@ -132,7 +118,7 @@ pub struct Server {
 impl Server {
     /// `user@host:port`, for log lines.
     pub fn label(&self) -> String {
-        let port = crate::log::Num::new(self.port as u64);
+        let port = crate::text::Num::new(self.port as u64);
         msg(&[&self.user, "@", &self.host, ":", port.as_str()])
     }
 }
@@ -309,7 +295,7 @@ impl PinnedHome {
     fn create(runtime: &str, server: &Server, flavor: Flavor) -> Result<PinnedHome> {
         check_runtime_dir(runtime)?;
         sweep_stale_homes(runtime);
-        let pid = crate::log::Num::new(std::process::id() as u64);
+        let pid = crate::text::Num::new(std::process::id() as u64);
         let dir = msg(&[runtime, "/home-", pid.as_str()]);
         remove_home(&dir);
         let ssh_dir = msg(&[&dir, "/.ssh"]);
@@ -322,7 +308,7 @@ impl PinnedHome {
         // [host]:port for a port other than 22.
         let mut line = String::new();
         if flavor == Flavor::OpenSsh && server.port != 22 {
-            let port = crate::log::Num::new(server.port as u64);
+            let port = crate::text::Num::new(server.port as u64);
             line.push_str(&msg(&["[", &server.host, "]:", port.as_str()]));
         } else {
             line.push_str(&server.host);
@@ -407,7 +393,7 @@ pub fn arguments(
     command: &str,
     connect_timeout_s: u64,
 ) -> Vec<String> {
-    let port = crate::log::Num::new(s.port as u64);
+    let port = crate::text::Num::new(s.port as u64);
     let mut a: Vec<String> = Vec::with_capacity(40);
     let mut push = |x: &str| a.push(x.to_string());
     match p.flavor {
@@ -431,7 +417,7 @@ pub fn arguments(
             }
         }
         Flavor::OpenSsh => {
-            let ct = crate::log::Num::new(connect_timeout_s.max(1));
+            let ct = crate::text::Num::new(connect_timeout_s.max(1));
             let uk = msg(&["UserKnownHostsFile=", known_hosts]);
             let hka = msg(&["HostKeyAlgorithms=", host_key_algorithms(&s.host_key.kind)]);
             let cto = msg(&["ConnectTimeout=", ct.as_str()]);
@@ -529,7 +515,7 @@ impl Session {
         let spawned = {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut env: heapless::Vec<(&str, &[u8]), 3> = heapless::Vec::new();
-            let _ = env.push(("PATH", b"/usr/sbin:/usr/bin:/sbin:/bin"));
+            let _ = env.push(("PATH", SYSTEM_PATH.as_bytes()));
             let _ = env.push(("HOME", home.dir.as_bytes()));
             if let Some(sock) = &sock {
                 let _ = env.push(("SSH_AUTH_SOCK", sock.as_bytes()));
@@ -731,16 +717,7 @@ pub fn diagnose(s: &Server, stderr: &str) -> Error {
             ]),
         );
     }
-    let last = stderr
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("no message");
-    let mut end = last.len().min(300);
-    while !last.is_char_boundary(end) {
-        end -= 1;
-    }
-    let last = &last[..end];
+    let last = crate::text::last_line(stderr, 300);
     // A refusal relayed from `entropyservice server` (its one "error: ..."
     // line): keep its class, so scripts can tell "try later" from "fix this".
     if let Some(why) = last.strip_prefix("error: ") {

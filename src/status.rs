@@ -1,19 +1,14 @@
 //! The client's state file on tmpfs (`key: value` lines), and the `status`
 //! command that prints it with the kernel's view, for people or as JSON.
 
-use crate::error::{msg, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::kernel;
-use crate::log::Num;
+use crate::text::msg;
+use crate::text::Num;
 use std::io::Write;
 
-/// Where runtime files go: /run/entropyservice (or /var/run) as root,
-/// /tmp/entropyservice-UID otherwise.
-pub fn runtime_dir() -> String {
-    crate::limits::default_lock_dir()
-}
-
 pub fn default_status_file() -> String {
-    msg(&[&runtime_dir(), "/status"])
+    msg(&[&crate::runtime::default_dir(), "/status"])
 }
 
 /// Creates the client's runtime directory (mode 0700) if missing and
@@ -21,7 +16,7 @@ pub fn default_status_file() -> String {
 /// SSH child's pinned known_hosts lives there. (Readable is fine: it holds
 /// only public keys and the status.)
 pub fn ensure_runtime_dir(dir: &str) -> Result<()> {
-    crate::limits::ensure_private_dir(dir).map_err(|e| {
+    crate::runtime::ensure_private_dir(dir).map_err(|e| {
         Error::new(
             e.status,
             msg(&[
@@ -33,37 +28,19 @@ pub fn ensure_runtime_dir(dir: &str) -> Result<()> {
     })
 }
 
-/// Creates the status file's temporary file afresh: a link or FIFO planted
-/// there is removed (never followed, never opened), and one planted again
-/// in between makes the open fail (O_EXCL, O_NOFOLLOW) instead of steering
-/// the write.
-fn create_temp(tmp: &str) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(tmp);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(tmp)
-}
-
 /// Refuses a status file whose directory is a link, or belongs to another
 /// user than this one or root, or that group or others can write to: there
 /// a planted link or file could steer the client's writes (the runtime
 /// directory is checked on its own; `--status-file` may point elsewhere).
 pub fn check_status_dir(status_file: &str) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let dir = match status_file.rsplit_once('/') {
         Some(("", _)) => "/",
         Some((d, _)) => d,
         None => ".",
     };
     let _ = std::fs::create_dir_all(dir);
-    let uid = rustix::process::getuid().as_raw();
-    let ok = std::fs::symlink_metadata(dir).is_ok_and(|m| {
-        m.is_dir() && (m.uid() == uid || m.uid() == 0) && m.permissions().mode() & 0o022 == 0
-    });
+    let ok = std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| crate::files::check_private(&m, 0o022, true).is_ok());
     if ok {
         return Ok(());
     }
@@ -177,11 +154,13 @@ impl State {
         if let Some(dir) = std::path::Path::new(path).parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        let how = crate::files::Replace {
+            mode: 0o644,
+            fsync: false,
+            finish: None,
+        };
         let tmp = msg(&[path, ".tmp"]);
-        let r = create_temp(&tmp)
-            .and_then(|mut f| f.write_all(self.text().as_bytes()))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        r.map_err(|e| {
+        crate::files::replace(path, &tmp, self.text().as_bytes(), &how).map_err(|(_, e)| {
             Error::os(
                 Status::CantCreate,
                 &msg(&["cannot write status file ", path]),
@@ -458,6 +437,7 @@ fn push_age(out: &mut String, s: u64) {
 pub fn run(a: &crate::cli::Status) -> Result<()> {
     let path = a.status_file.clone().unwrap_or_else(default_status_file);
     let text = std::fs::read_to_string(&path).ok();
+    #[allow(clippy::disallowed_methods)] // the wall clock, for a status/audit time only
     let out = render(
         text.as_deref(),
         lock_held(&path),

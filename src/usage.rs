@@ -1,7 +1,7 @@
 //! The help texts, written by hand: argh is built without its generated help
 //! (`default-features = false`, about 9 KB less on MIPS). Keep each text in
-//! step with its struct in `cli.rs` or `setup.rs`; `tests/offline.rs` checks
-//! the options of every command against its text.
+//! step with its struct in `cli.rs`; `tests/offline.rs` checks the options
+//! of every command against its text.
 
 /// The help for `sub` (None: the top level), or None for an unknown command.
 pub fn text(sub: Option<&str>) -> Option<&'static str> {

@@ -8,7 +8,7 @@
 #![no_main]
 
 use entropyservice::hostkey::{base64_decode, base64_encode, PublicKey, KEY_TYPES};
-use entropyservice::setup::{find_key, first_key_line};
+use entropyservice::admin::{authorize::find_key, first_key_line};
 use libfuzzer_sys::fuzz_target;
 
 

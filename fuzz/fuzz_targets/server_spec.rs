@@ -1,7 +1,7 @@
 //! `client --server "host=H,port=P,user=U,key=FILE,host-key=TYPE BASE64"`
 //! and what it becomes: the ssh / dbclient argument vector.
 //!
-//! `client::parse_server_spec` is the pure part of `--server` parsing (the
+//! `parse::parse_server_spec` is the pure part of `--server` parsing (the
 //! rest stats the key file); this target runs it, then the checks
 //! `make_server` runs (`ssh::check_target`, `hostkey::PublicKey::parse`),
 //! builds the argv with `ssh::arguments` and checks that no input can add
@@ -10,9 +10,8 @@
 //! Input: the spec text.
 #![no_main]
 
-use entropyservice::client::parse_server_spec;
 use entropyservice::hostkey::PublicKey;
-use entropyservice::parse;
+use entropyservice::parse::{self, parse_server_spec};
 use entropyservice::ssh::{arguments, check_target, host_with_port, Flavor, Program, Server};
 use libfuzzer_sys::fuzz_target;
 
