@@ -5,7 +5,6 @@
 //! errors as errors (3), warnings as 4 and the rest as info (6).
 
 use core::sync::atomic::{AtomicU8, Ordering};
-use std::io::Write;
 
 /// 0 = not read yet, then 1 error, 2 warning, 3 info (and debug).
 static LEVEL: AtomicU8 = AtomicU8::new(0);
@@ -75,9 +74,28 @@ fn line(level: &str, parts: &[&str]) {
     // LOG_INFO and stderr at LOG_ERR) the init script asks for info lines
     // on stdout, so that logread shows them at their level.
     if rank == 3 && std::env::var_os("ENTROPYSERVICE_LOG_INFO_STDOUT").is_some_and(|v| v == "1") {
-        let _ = std::io::stdout().lock().write_all(s.as_bytes());
+        stdout(s.as_bytes());
     } else {
-        let _ = std::io::stderr().lock().write_all(s.as_bytes());
+        write_all(rustix::stdio::stderr(), s.as_bytes());
+    }
+}
+
+/// Writes `b` to stdout, unbuffered: each caller writes whole lines or
+/// documents at once. Not std's `Stdout`, whose line buffer, re-entrant
+/// lock and flush at exit cost about 3 KB on MIPS. A closed or full
+/// stdout is not worth dying for: errors end the write silently.
+pub fn stdout(b: &[u8]) {
+    write_all(rustix::stdio::stdout(), b);
+}
+
+fn write_all(fd: rustix::fd::BorrowedFd<'_>, mut b: &[u8]) {
+    while !b.is_empty() {
+        match rustix::io::write(fd, b) {
+            Ok(0) => return,
+            Ok(n) => b = &b[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
     }
 }
 

@@ -539,8 +539,7 @@ fn stream(
     all_dir: &str,
     audit: &mut Audit<'_>,
 ) -> (u64, End) {
-    let stdout = std::io::stdout();
-    let out = stdout.as_fd();
+    let out = rustix::stdio::stdout();
     let _nonblocking = NonBlocking::set(out);
     let mut buf = [0u8; BUF];
     let mut bucket = Bucket::new(a.rate, burst_for(a, a.rate), start);

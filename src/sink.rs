@@ -8,7 +8,7 @@ use crate::health::Health;
 use crate::kernel::Pool;
 use crate::log::Num;
 use rustix::event::{poll, PollFd, PollFlags};
-use std::io::{Read, Write};
+use std::io::Read;
 
 pub const MAX: usize = 65536;
 /// Longest silence on stdin before giving up.
@@ -69,7 +69,7 @@ pub fn run(a: &cli::Sink) -> Result<()> {
         if reseeded { "yes" } else { "no" },
         "\n",
     ]);
-    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    crate::log::stdout(line.as_bytes());
     Ok(())
 }
 

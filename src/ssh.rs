@@ -76,10 +76,11 @@ fn empty_dir(dir: &str) {
     let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
         return;
     };
-    let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
-        return;
-    };
-    for e in entries.flatten() {
+    // getdents64 into a stack buffer: rustix's Dir is musl's fdopendir where
+    // rustix uses libc (big-endian MIPS), which links calloc and a malloc.
+    let mut buf = [core::mem::MaybeUninit::uninit(); 2048];
+    let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+    while let Some(Ok(e)) = entries.next() {
         let name = e.file_name();
         if name.to_bytes() == b"." || name.to_bytes() == b".." {
             continue;
@@ -358,12 +359,12 @@ fn sweep_stale_homes(runtime: &str) {
     }
     let flags =
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
-    let Ok(entries) =
-        rustix::fs::open(runtime, flags, rustix::fs::Mode::empty()).and_then(rustix::fs::Dir::new)
-    else {
+    let Ok(fd) = rustix::fs::open(runtime, flags, rustix::fs::Mode::empty()) else {
         return;
     };
-    for e in entries.flatten() {
+    let mut buf = [core::mem::MaybeUninit::uninit(); 2048];
+    let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+    while let Some(Ok(e)) = entries.next() {
         let Some(name) = e
             .file_name()
             .to_str()

@@ -384,7 +384,7 @@ pub fn run(a: &crate::cli::Status) -> Result<()> {
         a.json,
         crate::clock::wall_secs(),
     );
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    crate::log::stdout(out.as_bytes());
     Ok(())
 }
 
