@@ -7,7 +7,7 @@ use crate::log::Num;
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 use std::fs::File;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 
 /// Upper bound of slots scanned when no cap is set.
 pub const UNCAPPED_SLOTS: u32 = 4096;
@@ -44,14 +44,17 @@ fn default_lock_dir_for(uid: u32, xdg_runtime_dir: Option<&str>) -> String {
 /// /etc/passwd when it is there and plain.
 fn owner(uid: u32) -> String {
     let n = Num::new(uid as u64);
-    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
-        p.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            f.next();
-            (f.next()? == n.as_str() && crate::parse::is_safe_name(name)).then(|| name.to_string())
-        })
-    });
+    let name = crate::sys::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                f.next();
+                (f.next()? == n.as_str() && crate::parse::is_safe_name(name))
+                    .then(|| name.to_string())
+            })
+        });
     match name {
         Some(name) => msg(&["uid ", n.as_str(), " (", &name, ")"]),
         None => msg(&["uid ", n.as_str()]),
@@ -61,11 +64,7 @@ fn owner(uid: u32) -> String {
 /// Creates `dir` (mode 0700) if missing and refuses one that is not a
 /// directory of this user, or that group or others can write to.
 pub fn ensure_private_dir(dir: &str) -> Result<()> {
-    if let Err(e) = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
+    if let Err(e) = crate::sys::create_dir_all(dir, 0o700) {
         return Err(Error::os(
             Status::CantCreate,
             &msg(&["cannot create directory ", dir]),

@@ -11,7 +11,7 @@ use rustix::io::Errno;
 use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -314,10 +314,7 @@ impl PinnedHome {
         let dir = msg(&[runtime, "/home-", pid.as_str()]);
         remove_home(&dir);
         let ssh_dir = msg(&[&dir, "/.ssh"]);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&ssh_dir)
+        crate::sys::create_dir_all(&ssh_dir, 0o700)
             .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", &ssh_dir]), e))?;
         // dbclient matches known_hosts by host name only; OpenSSH wants
         // [host]:port for a port other than 22.

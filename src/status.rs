@@ -59,7 +59,7 @@ pub fn check_status_dir(status_file: &str) -> Result<()> {
         Some((d, _)) => d,
         None => ".",
     };
-    let _ = std::fs::create_dir_all(dir);
+    let _ = crate::sys::create_dir_all(dir, 0o777);
     let uid = rustix::process::getuid().as_raw();
     let ok = std::fs::symlink_metadata(dir).is_ok_and(|m| {
         m.is_dir() && (m.uid() == uid || m.uid() == 0) && m.permissions().mode() & 0o022 == 0
@@ -168,8 +168,8 @@ impl State {
     /// Replaces the status file atomically (temp file + rename). No fsync:
     /// it belongs on tmpfs, where this costs no flash write.
     pub fn write(&self, path: &str) -> Result<()> {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            let _ = std::fs::create_dir_all(dir);
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            let _ = crate::sys::create_dir_all(dir, 0o777);
         }
         let tmp = msg(&[path, ".tmp"]);
         let r = create_temp(&tmp)
@@ -377,7 +377,7 @@ fn push_age(out: &mut String, s: u64) {
 
 pub fn run(a: &crate::cli::Status) -> Result<()> {
     let path = a.status_file.clone().unwrap_or_else(default_status_file);
-    let text = std::fs::read_to_string(&path).ok();
+    let text = crate::sys::read_to_string(&path).ok();
     let out = render(
         text.as_deref(),
         kernel::info(),
