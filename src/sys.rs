@@ -9,7 +9,7 @@
 use core::sync::atomic::{AtomicI32, Ordering};
 use rustix::fd::AsFd;
 use rustix::io::Errno;
-use rustix::ioctl::{opcode, Getter, NoArg, Opcode, Setter};
+use rustix::ioctl::{opcode, Opcode};
 
 /// Largest payload of one RNDADDENTROPY call.
 pub const POOL_CHUNK: usize = 512;
@@ -41,8 +41,10 @@ pub fn opcodes() -> [u32; 3] {
 
 /// Reads the kernel's credited entropy count in bits.
 pub fn get_entropy_count(fd: impl AsFd) -> Result<i32, Errno> {
-    // SAFETY: RNDGETENTCNT writes one int; Getter provides exactly that storage.
-    unsafe { rustix::ioctl::ioctl(fd, Getter::<RNDGETENTCNT, libc::c_int>::new()) }
+    let mut count: libc::c_int = 0;
+    // SAFETY: RNDGETENTCNT writes one int, into `count`.
+    unsafe { ioctl(fd.as_fd(), RNDGETENTCNT, core::ptr::addr_of_mut!(count).cast()) }?;
+    Ok(count)
 }
 
 /// Mixes `data` into the input pool and credits `bits` (the kernel caps it).
@@ -59,13 +61,34 @@ pub fn add_entropy(fd: impl AsFd, data: &[u8], bits: u32) -> Result<(), Errno> {
     info.buf[..data.len()].copy_from_slice(data);
     // SAFETY: `info` is a complete rand_pool_info whose buf_size is no larger
     // than its buffer; the kernel reads buf_size bytes after the two ints.
-    unsafe { rustix::ioctl::ioctl(&fd, Setter::<RNDADDENTROPY, RandPoolInfo>::new(info)) }
+    unsafe { ioctl(fd.as_fd(), RNDADDENTROPY, core::ptr::addr_of_mut!(info).cast()) }.map(drop)
 }
 
 /// Asks the kernel to reseed the CRNG from the input pool now.
 pub fn reseed_crng(fd: impl AsFd) -> Result<(), Errno> {
     // SAFETY: RNDRESEEDCRNG takes no argument.
-    unsafe { rustix::ioctl::ioctl(fd, NoArg::<RNDRESEEDCRNG>::new()) }
+    unsafe { ioctl(fd.as_fd(), RNDRESEEDCRNG, core::ptr::null_mut()) }.map(drop)
+}
+
+/// ioctl(2) as a plain system call. Not rustix's: where rustix goes through
+/// libc (big-endian MIPS), that is musl's ioctl, whose time64 conversion
+/// tables cost about 1 KB, and these requests carry no time.
+///
+/// # Safety
+/// `arg` must be what request `op` reads or writes.
+unsafe fn ioctl(
+    fd: rustix::fd::BorrowedFd<'_>,
+    op: Opcode,
+    arg: *mut libc::c_void,
+) -> Result<libc::c_long, Errno> {
+    use rustix::fd::AsRawFd;
+    // SAFETY: the caller vouches for `arg`; the fd is open while borrowed.
+    let r = unsafe { libc::syscall(libc::SYS_ioctl, fd.as_raw_fd(), op as libc::c_ulong, arg) };
+    if r < 0 {
+        Err(Errno::from_raw_os_error(errno()))
+    } else {
+        Ok(r)
+    }
 }
 
 /// The last terminating signal received (0 if none).
