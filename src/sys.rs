@@ -43,7 +43,13 @@ pub fn opcodes() -> [u32; 3] {
 pub fn get_entropy_count(fd: impl AsFd) -> Result<i32, Errno> {
     let mut count: libc::c_int = 0;
     // SAFETY: RNDGETENTCNT writes one int, into `count`.
-    unsafe { ioctl(fd.as_fd(), RNDGETENTCNT, core::ptr::addr_of_mut!(count).cast()) }?;
+    unsafe {
+        ioctl(
+            fd.as_fd(),
+            RNDGETENTCNT,
+            core::ptr::addr_of_mut!(count).cast(),
+        )
+    }?;
     Ok(count)
 }
 
@@ -61,7 +67,14 @@ pub fn add_entropy(fd: impl AsFd, data: &[u8], bits: u32) -> Result<(), Errno> {
     info.buf[..data.len()].copy_from_slice(data);
     // SAFETY: `info` is a complete rand_pool_info whose buf_size is no larger
     // than its buffer; the kernel reads buf_size bytes after the two ints.
-    unsafe { ioctl(fd.as_fd(), RNDADDENTROPY, core::ptr::addr_of_mut!(info).cast()) }.map(drop)
+    unsafe {
+        ioctl(
+            fd.as_fd(),
+            RNDADDENTROPY,
+            core::ptr::addr_of_mut!(info).cast(),
+        )
+    }
+    .map(drop)
 }
 
 /// Asks the kernel to reseed the CRNG from the input pool now.
@@ -231,10 +244,25 @@ pub fn spawn(
     // and a child that saw getppid() == 1 as "parent died" never exec'd.
     let parent = rustix::process::getpid().as_raw_pid();
 
+    // A bare fork: clone(SIGCHLD) with no other flags (the argument order of
+    // clone differs between architectures, but all the others are 0). musl's
+    // fork() adds atfork handlers and its internal locks, about 2 KB on MIPS,
+    // for libc state this single-threaded program never hands to a child
+    // that only execs.
     // SAFETY: fork has no memory-safety preconditions; the child branch below
     // uses only async-signal-safe libc calls on memory prepared before fork,
-    // and never returns (exec or _exit).
-    let pid = unsafe { libc::fork() };
+    // and never returns (exec or _exit). (Its stale thread id in musl matters
+    // only to pthread calls and raise(), which it never makes.)
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::c_long::from(libc::SIGCHLD),
+            0,
+            0,
+            0,
+            0,
+        )
+    } as libc::pid_t;
     if pid < 0 {
         return Err(Errno::from_raw_os_error(errno()));
     }
