@@ -19,7 +19,7 @@ pub const UNCAPPED_SLOTS: u32 = 4096;
 pub fn default_lock_dir() -> String {
     default_lock_dir_for(
         rustix::process::getuid().as_raw(),
-        std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+        crate::sys::env(c"XDG_RUNTIME_DIR"),
     )
 }
 

@@ -29,8 +29,8 @@ fn is_journal_stream(var: Option<&str>, path: &str) -> bool {
 fn to_journal() -> bool {
     let mut j = JOURNAL.load(Ordering::Relaxed);
     if j == 0 {
-        let var = std::env::var("JOURNAL_STREAM").ok();
-        j = 1 + is_journal_stream(var.as_deref(), "/proc/self/fd/2") as u8;
+        let var = crate::sys::env(c"JOURNAL_STREAM");
+        j = 1 + is_journal_stream(var, "/proc/self/fd/2") as u8;
         JOURNAL.store(j, Ordering::Relaxed);
     }
     j == 2
@@ -41,9 +41,9 @@ fn to_journal() -> bool {
 fn enabled(rank: u8) -> bool {
     let mut l = LEVEL.load(Ordering::Relaxed);
     if l == 0 {
-        l = match std::env::var("ENTROPYSERVICE_LOG").as_deref() {
-            Ok("error") => 1,
-            Ok("warn" | "warning") => 2,
+        l = match crate::sys::env(c"ENTROPYSERVICE_LOG") {
+            Some("error") => 1,
+            Some("warn" | "warning") => 2,
             _ => 3,
         };
         LEVEL.store(l, Ordering::Relaxed);
@@ -73,7 +73,7 @@ fn line(level: &str, parts: &[&str]) {
     // stderr is not worth dying for. Under procd (which logs stdout at
     // LOG_INFO and stderr at LOG_ERR) the init script asks for info lines
     // on stdout, so that logread shows them at their level.
-    if rank == 3 && std::env::var_os("ENTROPYSERVICE_LOG_INFO_STDOUT").is_some_and(|v| v == "1") {
+    if rank == 3 && crate::sys::env_bytes(c"ENTROPYSERVICE_LOG_INFO_STDOUT") == Some(b"1") {
         stdout(s.as_bytes());
     } else {
         write_all(rustix::stdio::stderr(), s.as_bytes());

@@ -150,13 +150,11 @@ pub fn run(a: &cli::Server) -> Result<()> {
     };
     // Not UTF-8 must not read as empty (a stream request): keep it lossy so
     // the parser refuses it.
-    let raw_request = std::env::var_os("SSH_ORIGINAL_COMMAND")
-        .map(|v| v.to_string_lossy().into_owned())
+    let raw_request = crate::sys::env_bytes(c"SSH_ORIGINAL_COMMAND")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default();
-    let conn = std::env::var("SSH_CONNECTION")
-        .or_else(|_| std::env::var("SSH_CLIENT"))
-        .ok();
-    let peer = conn.as_deref().and_then(parse::peer);
+    let conn = crate::sys::env(c"SSH_CONNECTION").or_else(|| crate::sys::env(c"SSH_CLIENT"));
+    let peer = conn.and_then(parse::peer);
     let mut audit = Audit {
         client: &a.client,
         peer: match (&peer, &conn) {

@@ -10,7 +10,6 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +33,7 @@ pub fn is_executable(path: &str) -> bool {
 }
 
 fn find_in_path(name: &str) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = crate::sys::env(c"PATH").unwrap_or("/usr/sbin:/usr/bin:/sbin:/bin");
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| msg(&[d, "/", name]))
@@ -523,14 +522,14 @@ impl Session {
         }
         let home = PinnedHome::create(runtime, s, p.flavor)?;
         let args = arguments(p, s, &home.known_hosts(), command, connect_timeout_s);
-        let sock = std::env::var_os("SSH_AUTH_SOCK").filter(|_| s.agent);
+        let sock = crate::sys::env_bytes(c"SSH_AUTH_SOCK").filter(|_| s.agent);
         let spawned = {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut env: heapless::Vec<(&str, &[u8]), 3> = heapless::Vec::new();
             let _ = env.push(("PATH", b"/usr/sbin:/usr/bin:/sbin:/bin"));
             let _ = env.push(("HOME", home.dir.as_bytes()));
-            if let Some(sock) = &sock {
-                let _ = env.push(("SSH_AUTH_SOCK", sock.as_bytes()));
+            if let Some(sock) = sock {
+                let _ = env.push(("SSH_AUTH_SOCK", sock));
             }
             Child::spawn(&p.path, &args, Some(&env), true)
         };

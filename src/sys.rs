@@ -537,6 +537,26 @@ pub fn act_as(uid: u32, gid: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The value of environment variable `name`, if set. Not std's
+/// `env::var_os`: its environment lock and copy cost about 1 KB on MIPS,
+/// and this program never changes its own environment.
+pub fn env_bytes(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    // SAFETY: getenv returns NULL or a NUL-terminated string in the
+    // environment block. Nothing in this program calls setenv, putenv or
+    // std::env::set_var/remove_var, so that string stays valid and
+    // unchanged for the life of the process.
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        (!p.is_null()).then(|| core::ffi::CStr::from_ptr(p).to_bytes())
+    }
+}
+
+/// [`env_bytes`] as text: None when unset or not UTF-8 (as
+/// `std::env::var(..).ok()`).
+pub fn env(name: &core::ffi::CStr) -> Option<&'static str> {
+    env_bytes(name).and_then(|v| core::str::from_utf8(v).ok())
+}
+
 /// `mkdir -p`: makes `path` and its missing parents, each with `mode`
 /// (less the umask). An existing directory, or a link to one, is fine.
 /// std's recursive `DirBuilder` does the same through its `Path` machinery,
