@@ -7,8 +7,9 @@
 #                         [-o OUTDIR] [-r RELEASE] [-m MAINTAINER] [BINARY | DIR]...
 #
 # BINARY is named entropyservice-<rust-target> (what scripts/cross-build.sh
-# leaves in target/dist); a DIR is searched for such names. Default input:
-# target/dist. Each binary must be a static ELF of its target (the identity
+# leaves in target/dist/router: the router build, without the admin
+# commands; the full builds in target/dist are for servers and hosts); a DIR
+# is searched for such names. Default input: target/dist/router. Each binary must be a static ELF of its target (the identity
 # column of scripts/targets.tsv); anything else stops the build and leaves
 # OUTDIR as it was.
 #

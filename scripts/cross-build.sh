@@ -15,11 +15,20 @@
 #   scripts/cross-build.sh                # all six targets
 #   scripts/cross-build.sh mips-unknown-linux-musl armv7-unknown-linux-musleabihf
 #
-# Output: target/dist/entropyservice-<target>, then a "target bytes" table.
+# Output, per target, two builds:
+#   target/dist/entropyservice-<target>         the full build (default
+#       features: with the admin commands keygen, authorize, hostkey), for
+#       servers and hosts set up by hand (and the Debian package)
+#   target/dist/router/entropyservice-<target>  the router build
+#       (--no-default-features: without them), for the OpenWrt packages
+#       (openwrt/build-feed.sh reads target/dist/router)
+# then a "target bytes budget" table (router builds as router/<target>).
 # Each binary is checked: ELF class/endianness/machine (and ARM float ABI),
-# no INTERP program header, no NEEDED entry, size <= scripts/size-budget.txt,
-# MIPS non-PIC check, and `--version` and `status` run (under
-# qemu-user-static for the foreign ones; CROSS_BUILD_SMOKE=0 skips that).
+# no INTERP program header, no NEEDED entry, size <= scripts/size-budget.txt
+# (its <target> or router/<target> line), MIPS non-PIC check, and
+# `--version`, `status` and the variant (the router build refuses
+# `authorize`, the full build has it) run (under qemu-user-static for the
+# foreign ones; CROSS_BUILD_SMOKE=0 skips that).
 # Any failure prints one "cross-build: FAIL:" line and exits non-zero.
 #
 # Environment: CARGO_TARGET_DIR (default target/cross, kept apart from the
@@ -60,7 +69,7 @@ if [ "$#" -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 # --- tools ------------------------------------------------------------------
 release_tools "${TARGETS[@]}"
 release_table_check
-release_validate "${TARGETS[@]}"
+release_validate --router "${TARGETS[@]}"
 
 command -v rustup >/dev/null 2>&1 || die "rustup missing: install Rust with rustup first"
 if ! rustup run "$NIGHTLY" rustc -V >/dev/null 2>&1; then
@@ -148,7 +157,18 @@ for t in "${TARGETS[@]}"; do
     release_strip "$CARGO_TARGET_DIR/$t/release/entropyservice" "$DIST/entropyservice-$t" \
         || die "$t: llvm-objcopy --strip-all failed"
     release_check "$t" "$DIST/entropyservice-$t"
+
+    log "building $t, router build (--no-default-features)"
+    start=$(date +%s)
+    env "${env_args[@]}" cargo "+$NIGHTLY" build --release --locked --bin entropyservice --target "$t" \
+        --no-default-features "${extra[@]}" \
+        || die "$t: cargo build --no-default-features (the router build) failed"
+    log "$t router build built in $(( $(date +%s) - start )) s"
+    mkdir -p "$DIST/router"
+    release_strip "$CARGO_TARGET_DIR/$t/release/entropyservice" "$DIST/router/entropyservice-$t" \
+        || die "$t: llvm-objcopy --strip-all of the router build failed"
+    release_check "$t" "$DIST/router/entropyservice-$t" router
 done
 
 release_report
-echo "cross-build: ok: ${#TARGETS[@]} static binaries in target/dist/"
+echo "cross-build: ok: ${#TARGETS[@]} full builds in target/dist/, ${#TARGETS[@]} router builds in target/dist/router/"

@@ -7,12 +7,18 @@
 #   release_table_check        scripts/targets.tsv and the files made from it agree
 #   release_targets            the Rust targets of scripts/targets.tsv, one a line
 #   release_col T N            column N of T's row
-#   release_budget T           T's line in SIZE_BUDGET_FILE (default scripts/size-budget.txt)
+#   release_budget KEY         KEY's line in SIZE_BUDGET_FILE (default scripts/size-budget.txt):
+#                              T for the full build, router/T for the router build
+#   release_validate [--router] T...  known targets with budget lines (also router/T)
 #   release_tools [smoke]      install/verify readelf, python3, qemu-user-static
 #   release_strip SRC DST      llvm-objcopy --strip-all (cargo's strip leaves .pdr etc.)
-#   release_check T FILE       ELF class/data/machine, float ABI, static, MIPS PIC,
-#                              --version and `status` under qemu-user (RELEASE_SMOKE=1);
-#                              dies on the first failure; records the size
+#   release_check T FILE [router]
+#                              ELF class/data/machine, float ABI, static, MIPS PIC,
+#                              --version and `status` under qemu-user (RELEASE_SMOKE=1)
+#                              and that the build is the variant it is filed as (the
+#                              router build refuses `authorize`, the full one has it);
+#                              dies on the first failure; records the size under T or
+#                              router/T
 #   release_report             the size table; fails (or warns with
 #                              CROSS_BUILD_BUDGET=warn) when a size is over budget
 
@@ -39,13 +45,17 @@ release_budget() {
     awk -v t="$1" '!/^[[:space:]]*#/ && $1 == t { print $2; f = 1 } END { exit !f }' "$RELEASE_BUDGETS"
 }
 
-# Validate target names and budget lines before any build starts.
+# Validate target names and budget lines before any build starts; with
+# --router first, the router/T lines too.
 release_validate() {
-    local t
+    local t router=0
+    if [ "${1:-}" = --router ]; then router=1; shift; fi
     [ -f "$RELEASE_BUDGETS" ] || die "missing $RELEASE_BUDGETS"
     for t in "$@"; do
         release_col "$t" 1 >/dev/null || die "unknown target $t (known: $(release_targets | tr '\n' ' '))"
         release_budget "$t" >/dev/null || die "no budget line for $t in $RELEASE_BUDGETS"
+        [ "$router" = 0 ] || release_budget "router/$t" >/dev/null \
+            || die "no budget line for router/$t (the router build) in $RELEASE_BUDGETS"
     done
 }
 
@@ -83,78 +93,88 @@ release_strip() {
 }
 
 release_check() {
-    local t=$1 out=$2 ident class data want_mach got_mach float hdr q v st bytes budget b
-    [ -f "$out" ] || die "$t: $out not produced"
+    local t=$1 out=$2 variant=${3:-full} key ident class data want_mach got_mach float hdr q v st a bytes budget b
+    key=$t
+    [ "$variant" = full ] || key=$variant/$t
+    [ -f "$out" ] || die "$key: $out not produced"
     # ELF identity from column 3: class, data, e_machine (read from the header bytes).
     ident=$(release_col "$t" 3)
     IFS=, read -r class data want_mach <<<"$ident"
     read -r -a b <<<"$(od -An -tu1 -N20 -v "$out" | tr "\n" " ")"
     [ "${b[0]:-}" = 127 ] && [ "${b[1]:-}" = 69 ] && [ "${b[2]:-}" = 76 ] && [ "${b[3]:-}" = 70 ] \
-        || die "$t: $out is not an ELF file"
+        || die "$key: $out is not an ELF file"
     if [ "${b[5]}" = 2 ]; then got_mach=$(( b[18] * 256 + b[19] )); else got_mach=$(( b[19] * 256 + b[18] )); fi
     [ "${b[4]},${b[5]},$got_mach" = "$class,$data,$want_mach" ] \
-        || die "$t: ELF class,data,machine is ${b[4]},${b[5]},$got_mach; scripts/targets.tsv wants $ident"
+        || die "$key: ELF class,data,machine is ${b[4]},${b[5]},$got_mach; scripts/targets.tsv wants $ident"
     # Float ABI from column 5.
     float=$(release_col "$t" 5)
-    hdr=$(readelf -h "$out") || die "$t: readelf -h failed on $out"
+    hdr=$(readelf -h "$out") || die "$key: readelf -h failed on $out"
     case "$float,$want_mach" in
         -,*) ;;
         hard,40|soft,40)
             grep -q "Flags:.*$float-float ABI" <<<"$hdr" \
-                || die "$t: expected the $float-float ABI in the ARM ELF flags: $(grep Flags: <<<"$hdr")" ;;
+                || die "$key: expected the $float-float ABI in the ARM ELF flags: $(grep Flags: <<<"$hdr")" ;;
         soft,8)
             readelf -A "$out" | grep -q 'FP ABI:[[:space:]]*Soft float' \
-                || die "$t: expected 'FP ABI: Soft float' in .MIPS.abiflags: $(readelf -A "$out" | grep 'FP ABI' || echo none)" ;;
+                || die "$key: expected 'FP ABI: Soft float' in .MIPS.abiflags: $(readelf -A "$out" | grep 'FP ABI' || echo none)" ;;
         hard,8)
             readelf -A "$out" | grep -q 'FP ABI:[[:space:]]*Hard float' \
-                || die "$t: expected a hard-float FP ABI in .MIPS.abiflags: $(readelf -A "$out" | grep 'FP ABI' || echo none)" ;;
-        *) die "$t: no float ABI check for '$float' on e_machine $want_mach (scripts/targets.tsv column 5)" ;;
+                || die "$key: expected a hard-float FP ABI in .MIPS.abiflags: $(readelf -A "$out" | grep 'FP ABI' || echo none)" ;;
+        *) die "$key: no float ABI check for '$float' on e_machine $want_mach (scripts/targets.tsv column 5)" ;;
     esac
     # Static: no program interpreter, no shared-library dependency.
     if readelf -lW "$out" | grep -q 'INTERP'; then
-        die "$t: has an INTERP program header (dynamically linked): $(readelf -lW "$out" | grep -A1 INTERP | tail -1)"
+        die "$key: has an INTERP program header (dynamically linked): $(readelf -lW "$out" | grep -A1 INTERP | tail -1)"
     fi
     if readelf -dW "$out" | grep -q '(NEEDED)'; then
-        die "$t: has NEEDED entries: $(readelf -dW "$out" | grep '(NEEDED)' | tr -s ' ' | tr '\n' ' ')"
+        die "$key: has NEEDED entries: $(readelf -dW "$out" | grep '(NEEDED)' | tr -s ' ' | tr '\n' ' ')"
     fi
     # Non-PIC MIPS must not contain PIC code (see -C relocation-model=static in
     # scripts/cross-build.sh): a PIC function reached by a plain `jal` crashes.
     if [ "$want_mach" = 8 ] && grep -q 'relocation-model=static' <<<"$(release_col "$t" 7)"; then
         local pic
         pic=$(python3 "$ROOT/scripts/mips-pic-check.py" "$out" 2>&1) \
-            || die "$t: PIC code linked into a non-PIC binary, it would crash on \`jal\` calls: $pic"
+            || die "$key: PIC code linked into a non-PIC binary, it would crash on \`jal\` calls: $pic"
     fi
     bytes=$(stat -c %s "$out")
-    budget=$(release_budget "$t")
+    budget=$(release_budget "$key")
     # Smoke run: --version, and `status` (opens /dev/random, RNDGETENTCNT,
     # getrandom, formatting: enough libc and std to catch a broken link recipe).
     if [ "$RELEASE_SMOKE" = 1 ]; then
         q=$(release_col "$t" 4)
         local run=("$out")
         if [ "$q" != - ]; then
-            command -v "$q" >/dev/null 2>&1 || die "$t: $q missing (apt-get install qemu-user-static)"
+            command -v "$q" >/dev/null 2>&1 || die "$key: $q missing (apt-get install qemu-user-static)"
             run=("$q" "$out")
         fi
-        v=$("${run[@]}" --version 2>&1) || die "$t: '${run[*]} --version' failed ($?): $v"
-        st=$("${run[@]}" status 2>&1) || die "$t: '${run[*]} status' failed ($?): $st"
-        grep -q '^crng_ready: ' <<<"$st" || die "$t: '${run[*]} status' printed no crng_ready line: $st"
-        log "$t: --version -> $(head -1 <<<"$v"); status ok"
+        v=$("${run[@]}" --version 2>&1) || die "$key: '${run[*]} --version' failed ($?): $v"
+        st=$("${run[@]}" status 2>&1) || die "$key: '${run[*]} status' failed ($?): $st"
+        grep -q '^crng_ready: ' <<<"$st" || die "$key: '${run[*]} status' printed no crng_ready line: $st"
+        # The variant: the router build (no admin feature) refuses the admin
+        # commands with status 64, the full build knows them.
+        if [ "$variant" = router ]; then
+            a=$("${run[@]}" authorize 2>&1) && die "$key: '${run[*]} authorize' succeeded: not the router build"
+            grep -q 'not in this build' <<<"$a" || die "$key: '${run[*]} authorize' did not say it is not in this build: $a"
+        else
+            a=$("${run[@]}" authorize --help 2>&1) || die "$key: '${run[*]} authorize --help' failed ($?): not the full build: $a"
+        fi
+        log "$key: --version -> $(head -1 <<<"$v"); status ok; $variant build"
     fi
-    RELEASE_SIZE[$t]=$bytes
-    RELEASE_DONE+=("$t")
-    log "$t: checks passed ($bytes bytes, budget $budget)"
+    RELEASE_SIZE[$key]=$bytes
+    RELEASE_DONE+=("$key")
+    log "$key: checks passed ($bytes bytes, budget $budget)"
 }
 
 release_report() {
     local t b flag over=()
-    printf '%-34s %10s %10s\n' target bytes budget
+    printf '%-42s %10s %10s\n' target bytes budget
     for t in "${RELEASE_DONE[@]}"; do
         b=$(release_budget "$t"); flag=""
         if [ "${RELEASE_SIZE[$t]}" -gt "$b" ]; then
             flag="  OVER BUDGET"
             over+=("$t: ${RELEASE_SIZE[$t]} bytes is over its budget of $b bytes ($(( RELEASE_SIZE[$t] - b )) too many; scripts/size-budget.txt)")
         fi
-        printf '%-34s %10s %10s%s\n' "$t" "${RELEASE_SIZE[$t]}" "$b" "$flag"
+        printf '%-42s %10s %10s%s\n' "$t" "${RELEASE_SIZE[$t]}" "$b" "$flag"
     done
     [ "${#over[@]}" -eq 0 ] && return 0
     if [ "${CROSS_BUILD_BUDGET:-fail}" = warn ]; then

@@ -128,8 +128,8 @@ pub fn is_executable(path: &str) -> bool {
 /// none). Relative directories are skipped: where a program is found never
 /// depends on the current directory.
 pub fn find_program(name: &str, then: &str) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| SYSTEM_PATH.into());
-    for list in [path.as_str(), then] {
+    let path = crate::sys::env(c"PATH").unwrap_or(SYSTEM_PATH);
+    for list in [path, then] {
         for dir in list.split(':').filter(|d| d.starts_with('/')) {
             let p = crate::text::msg(&[dir, "/", name]);
             if is_executable(&p) {

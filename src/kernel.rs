@@ -37,7 +37,7 @@ pub fn crng_ready() -> bool {
 }
 
 fn read_proc_u32(path: &str) -> Option<u32> {
-    let s = std::fs::read_to_string(path).ok()?;
+    let s = crate::sys::read_to_string(path).ok()?;
     s.trim().parse().ok()
 }
 
@@ -58,7 +58,7 @@ pub fn info() -> Info {
 /// This boot's random id (/proc/sys/kernel/random/boot_id), to tell "first
 /// time this boot" from "first time since the client started".
 pub fn boot_id() -> Option<heapless::String<40>> {
-    let s = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let s = crate::sys::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     heapless::String::try_from(s.trim()).ok()
 }
 

@@ -51,7 +51,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Runs a parsed command line.
 pub fn run(top: cli::Top) -> Result<()> {
     if top.version {
-        println!("entropyservice {VERSION}");
+        log::stdout(text::msg(&["entropyservice ", VERSION, "\n"]).as_bytes());
         return Ok(());
     }
     match top.cmd {

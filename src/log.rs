@@ -6,7 +6,6 @@
 
 use crate::text::Num;
 use core::sync::atomic::{AtomicU8, Ordering};
-use std::io::Write;
 
 /// 0 = not read yet, then 1 error, 2 warning, 3 info (and debug).
 static LEVEL: AtomicU8 = AtomicU8::new(0);
@@ -31,8 +30,8 @@ fn is_journal_stream(var: Option<&str>, path: &str) -> bool {
 fn to_journal() -> bool {
     let mut j = JOURNAL.load(Ordering::Relaxed);
     if j == 0 {
-        let var = std::env::var("JOURNAL_STREAM").ok();
-        j = 1 + is_journal_stream(var.as_deref(), "/proc/self/fd/2") as u8;
+        let var = crate::sys::env(c"JOURNAL_STREAM");
+        j = 1 + is_journal_stream(var, "/proc/self/fd/2") as u8;
         JOURNAL.store(j, Ordering::Relaxed);
     }
     j == 2
@@ -43,9 +42,9 @@ fn to_journal() -> bool {
 fn enabled(rank: u8) -> bool {
     let mut l = LEVEL.load(Ordering::Relaxed);
     if l == 0 {
-        l = match std::env::var("ENTROPYSERVICE_LOG").as_deref() {
-            Ok("error") => 1,
-            Ok("warn" | "warning") => 2,
+        l = match crate::sys::env(c"ENTROPYSERVICE_LOG") {
+            Some("error") => 1,
+            Some("warn" | "warning") => 2,
             _ => 3,
         };
         LEVEL.store(l, Ordering::Relaxed);
@@ -75,10 +74,29 @@ fn line(level: &str, parts: &[&str]) {
     // stderr is not worth dying for. Under procd (which logs stdout at
     // LOG_INFO and stderr at LOG_ERR) the init script asks for info lines
     // on stdout, so that logread shows them at their level.
-    if rank == 3 && std::env::var_os("ENTROPYSERVICE_LOG_INFO_STDOUT").is_some_and(|v| v == "1") {
-        let _ = std::io::stdout().lock().write_all(s.as_bytes());
+    if rank == 3 && crate::sys::env_bytes(c"ENTROPYSERVICE_LOG_INFO_STDOUT") == Some(b"1") {
+        stdout(s.as_bytes());
     } else {
-        let _ = std::io::stderr().lock().write_all(s.as_bytes());
+        write_all(rustix::stdio::stderr(), s.as_bytes());
+    }
+}
+
+/// Writes `b` to stdout, unbuffered: each caller writes whole lines or
+/// documents at once. Not std's `Stdout`, whose line buffer, re-entrant
+/// lock and flush at exit cost about 3 KB on MIPS. A closed or full
+/// stdout is not worth dying for: errors end the write silently.
+pub fn stdout(b: &[u8]) {
+    write_all(rustix::stdio::stdout(), b);
+}
+
+fn write_all(fd: rustix::fd::BorrowedFd<'_>, mut b: &[u8]) {
+    while !b.is_empty() {
+        match rustix::io::write(fd, b) {
+            Ok(0) => return,
+            Ok(n) => b = &b[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
     }
 }
 

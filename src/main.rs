@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             return if early.status.is_ok() {
                 // --help: argh is built without its generated help texts.
                 let sub = strs.first().copied().filter(|a| COMMANDS.contains(a));
-                print!("{}", usage::text(sub).unwrap_or_default());
+                log::stdout(usage::text(sub).unwrap_or_default().as_bytes());
                 ExitCode::SUCCESS
             } else {
                 // Through the logger, so the journal files it as an error.

@@ -141,14 +141,68 @@ pub struct Peer {
 
 impl core::fmt::Display for Peer {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        self.ip.fmt(f)?;
-        match &self.zone {
-            Some(z) => {
-                f.write_str("%")?;
-                f.write_str(z)
-            }
-            None => Ok(()),
+        let mut s = String::with_capacity(48);
+        push_ip(&mut s, self.ip);
+        if let Some(z) = &self.zone {
+            s.push('%');
+            s.push_str(z);
         }
+        f.write_str(&s)
+    }
+}
+
+/// `ip` as std's Display writes it (RFC 5952 for IPv6: lower-case hex, the
+/// first longest run of two or more zero groups as `::`), without std's
+/// address formatting, about 2.5 KB on MIPS.
+fn push_ip(s: &mut String, ip: IpAddr) {
+    let v6 = match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                s.push_str(crate::text::Num::new(u64::from(*o)).as_str());
+            }
+            return;
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => {
+                s.push_str("::ffff:");
+                return push_ip(s, IpAddr::V4(v4));
+            }
+            None => v6.segments(),
+        },
+    };
+    let (mut run, mut run_len, mut i) = (8, 0, 0);
+    while i < 8 {
+        let start = i;
+        while i < 8 && v6[i] == 0 {
+            i += 1;
+        }
+        if i - start > run_len.max(1) {
+            (run, run_len) = (start, i - start);
+        }
+        i += 1;
+    }
+    let push_groups = |s: &mut String, groups: &[u16]| {
+        for (i, g) in groups.iter().enumerate() {
+            if i > 0 {
+                s.push(':');
+            }
+            let digits = 4 - (g.leading_zeros() as usize / 4).min(3);
+            for k in (0..digits).rev() {
+                s.push(char::from(
+                    b"0123456789abcdef"[usize::from(g >> (4 * k)) & 15],
+                ));
+            }
+        }
+    };
+    if run_len == 0 {
+        push_groups(s, &v6);
+    } else {
+        push_groups(s, &v6[..run]);
+        s.push_str("::");
+        push_groups(s, &v6[run + run_len..]);
     }
 }
 
@@ -315,6 +369,58 @@ pub fn parse_server_spec(spec: &str) -> core::result::Result<Spec<'_>, &'static 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_print_as_std_prints_them() {
+        use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let mut cases: Vec<IpAddr> = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "192.168.1.10",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "1::",
+            "fe80::1",
+            "2001:db8::ff00:42:8329",
+            "1:0:0:2::3",
+            "1:0:0:1:0:0:1:1",
+            "1:0:1:1:1:1:1:1",
+            "0:0:1::",
+            "::2:0:0:3",
+            "abcd:ef01:2345:6789:abcd:ef01:2345:6789",
+            "1:2:3:4:5:6:7:0",
+            "0:1:2:3:4:5:6:7",
+            "::ffff:0:1",
+            "64:ff9b::c000:201",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        // Every pattern of zero and non-zero groups, and every octet.
+        for bits in 0u16..256 {
+            let g: Vec<u16> = (0..8)
+                .map(|i| {
+                    if bits >> i & 1 == 1 {
+                        0x0a0 << (i % 3)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            cases.push(IpAddr::V6(Ipv6Addr::new(
+                g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+            )));
+            cases.push(IpAddr::V4(Ipv4Addr::new(bits as u8, 0, 9, 10)));
+        }
+        for ip in cases {
+            let mut s = String::new();
+            super::push_ip(&mut s, ip);
+            assert_eq!(s, ip.to_string(), "{ip:?}");
+        }
+        let p = super::peer("fe80::1%eth0 22 ::1 22").unwrap();
+        assert_eq!(p.to_string(), "fe80::1%eth0");
+    }
+
     use super::*;
 
     #[test]

@@ -6,7 +6,6 @@
 use crate::error::{Error, Result, Status};
 use crate::files::{self, NotPrivate};
 use crate::text::{msg, Num};
-use std::os::unix::fs::DirBuilderExt;
 
 /// The default runtime directory for this user: /run/entropyservice as
 /// root; otherwise `$XDG_RUNTIME_DIR/entropyservice` when that is set (a
@@ -15,7 +14,7 @@ use std::os::unix::fs::DirBuilderExt;
 pub fn default_dir() -> String {
     default_dir_for(
         rustix::process::getuid().as_raw(),
-        std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+        crate::sys::env(c"XDG_RUNTIME_DIR"),
     )
 }
 
@@ -40,14 +39,17 @@ fn default_dir_for(uid: u32, xdg_runtime_dir: Option<&str>) -> String {
 /// /etc/passwd when it is there and plain.
 fn owner(uid: u32) -> String {
     let n = Num::new(uid as u64);
-    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
-        p.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            f.next();
-            (f.next()? == n.as_str() && crate::parse::is_safe_name(name)).then(|| name.to_string())
-        })
-    });
+    let name = crate::sys::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                f.next();
+                (f.next()? == n.as_str() && crate::parse::is_safe_name(name))
+                    .then(|| name.to_string())
+            })
+        });
     match name {
         Some(name) => msg(&["uid ", n.as_str(), " (", &name, ")"]),
         None => msg(&["uid ", n.as_str()]),
@@ -57,11 +59,7 @@ fn owner(uid: u32) -> String {
 /// Creates `dir` (mode 0700) if missing and refuses one that is not a
 /// directory of this user, or that group or others can write to.
 pub fn ensure_private_dir(dir: &str) -> Result<()> {
-    if let Err(e) = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
+    if let Err(e) = crate::sys::create_dir_all(dir, 0o700) {
         return Err(Error::os(
             Status::CantCreate,
             &msg(&["cannot create directory ", dir]),

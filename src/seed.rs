@@ -24,7 +24,7 @@ use rustix::fs::{flock, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 pub const DEFAULT_DIR: &str = "/etc/entropyservice/seed";
 pub const CREDIT: &str = "seed.credit";
@@ -51,17 +51,13 @@ impl SeedDir {
     /// a directory (not a link to one) owned by this user that group and
     /// others cannot use: root loads seeds at boot only from its own.
     pub fn open(path: &str) -> Result<SeedDir> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| {
-                Error::os(
-                    Status::CantCreate,
-                    &msg(&["cannot create seed directory ", path]),
-                    e,
-                )
-            })?;
+        crate::sys::create_dir_all(path, 0o700).map_err(|e| {
+            Error::os(
+                Status::CantCreate,
+                &msg(&["cannot create seed directory ", path]),
+                e,
+            )
+        })?;
         let dir = rustix::fs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -489,7 +485,7 @@ fn read_urandom(buf: &mut [u8]) -> Result<()> {
 
 /// Seed size: the pool size in bytes, between MIN_SEED and MAX_SEED.
 fn seed_len() -> usize {
-    let bits = std::fs::read_to_string("/proc/sys/kernel/random/poolsize")
+    let bits = crate::sys::read_to_string("/proc/sys/kernel/random/poolsize")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(256);

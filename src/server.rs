@@ -23,7 +23,7 @@ use crate::text::msg;
 use crate::text::Num;
 use rustix::io::Errno;
 use std::io::Write as _;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;
 
 const BUF: usize = 16 * 1024;
@@ -155,13 +155,11 @@ pub fn run(a: &cli::Server) -> Result<()> {
     };
     // Not UTF-8 must not read as empty (a stream request): keep it lossy so
     // the parser refuses it.
-    let raw_request = std::env::var_os("SSH_ORIGINAL_COMMAND")
-        .map(|v| v.to_string_lossy().into_owned())
+    let raw_request = crate::sys::env_bytes(c"SSH_ORIGINAL_COMMAND")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default();
-    let conn = std::env::var("SSH_CONNECTION")
-        .or_else(|_| std::env::var("SSH_CLIENT"))
-        .ok();
-    let peer = conn.as_deref().and_then(parse::peer);
+    let conn = crate::sys::env(c"SSH_CONNECTION").or_else(|| crate::sys::env(c"SSH_CLIENT"));
+    let peer = conn.and_then(parse::peer);
     let mut audit = Audit {
         client: &a.client,
         peer: match (&peer, &conn) {
@@ -336,8 +334,8 @@ fn session(
         limit,
     };
     let (sent, why) = {
-        let stdout = std::io::stdout();
-        let _nonblocking = NonBlocking::set(stdout.as_fd());
+        let stdout = rustix::stdio::stdout();
+        let _nonblocking = NonBlocking::set(stdout);
         let mut env = Surroundings {
             all_dir: &all_dir,
             legacy_reserve: a.reserve_bits > 0 && crate::kernel::info().legacy(),
@@ -347,7 +345,7 @@ fn session(
         stream(
             &params,
             &mut source,
-            &mut Fd(stdout.as_fd()),
+            &mut Fd(stdout),
             &Monotonic,
             &mut env,
             limits,

@@ -12,7 +12,6 @@ use crate::text::msg;
 use crate::text::Num;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
-use std::io::Write;
 
 pub const MAX: usize = 65536;
 /// Longest silence on stdin before giving up.
@@ -55,7 +54,7 @@ pub fn run(a: &cli::Sink) -> Result<()> {
             "\n"
         },
     ]);
-    let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    crate::log::stdout(line.as_bytes());
     Ok(())
 }
 

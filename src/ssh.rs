@@ -11,8 +11,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
@@ -62,10 +61,11 @@ fn empty_dir(dir: &str) {
     let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
         return;
     };
-    let Ok(entries) = rustix::fs::Dir::read_from(&fd) else {
-        return;
-    };
-    for e in entries.flatten() {
+    // getdents64 into a stack buffer: rustix's Dir is musl's fdopendir where
+    // rustix uses libc (big-endian MIPS), which links calloc and a malloc.
+    let mut buf = [core::mem::MaybeUninit::uninit(); 2048];
+    let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+    while let Some(Ok(e)) = entries.next() {
         let name = e.file_name();
         if name.to_bytes() == b"." || name.to_bytes() == b".." {
             continue;
@@ -299,10 +299,7 @@ impl PinnedHome {
         let dir = msg(&[runtime, "/home-", pid.as_str()]);
         remove_home(&dir);
         let ssh_dir = msg(&[&dir, "/.ssh"]);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&ssh_dir)
+        crate::sys::create_dir_all(&ssh_dir, 0o700)
             .map_err(|e| Error::os(Status::CantCreate, &msg(&["cannot create ", &ssh_dir]), e))?;
         // dbclient matches known_hosts by host name only; OpenSSH wants
         // [host]:port for a port other than 22.
@@ -344,12 +341,12 @@ fn sweep_stale_homes(runtime: &str) {
     }
     let flags =
         rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
-    let Ok(entries) =
-        rustix::fs::open(runtime, flags, rustix::fs::Mode::empty()).and_then(rustix::fs::Dir::new)
-    else {
+    let Ok(fd) = rustix::fs::open(runtime, flags, rustix::fs::Mode::empty()) else {
         return;
     };
-    for e in entries.flatten() {
+    let mut buf = [core::mem::MaybeUninit::uninit(); 2048];
+    let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+    while let Some(Ok(e)) = entries.next() {
         let Some(name) = e
             .file_name()
             .to_str()
@@ -511,14 +508,14 @@ impl Session {
         }
         let home = PinnedHome::create(runtime, s, p.flavor)?;
         let args = arguments(p, s, &home.known_hosts(), command, connect_timeout_s);
-        let sock = std::env::var_os("SSH_AUTH_SOCK").filter(|_| s.agent);
+        let sock = crate::sys::env_bytes(c"SSH_AUTH_SOCK").filter(|_| s.agent);
         let spawned = {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut env: heapless::Vec<(&str, &[u8]), 3> = heapless::Vec::new();
             let _ = env.push(("PATH", SYSTEM_PATH.as_bytes()));
             let _ = env.push(("HOME", home.dir.as_bytes()));
-            if let Some(sock) = &sock {
-                let _ = env.push(("SSH_AUTH_SOCK", sock.as_bytes()));
+            if let Some(sock) = sock {
+                let _ = env.push(("SSH_AUTH_SOCK", sock));
             }
             Child::spawn(&p.path, &args, Some(&env), true)
         };

@@ -5,7 +5,6 @@ use crate::error::{Error, Result, Status};
 use crate::kernel;
 use crate::text::msg;
 use crate::text::Num;
-use std::io::Write;
 
 pub fn default_status_file() -> String {
     msg(&[&crate::runtime::default_dir(), "/status"])
@@ -38,7 +37,7 @@ pub fn check_status_dir(status_file: &str) -> Result<()> {
         Some((d, _)) => d,
         None => ".",
     };
-    let _ = std::fs::create_dir_all(dir);
+    let _ = crate::sys::create_dir_all(dir, 0o777);
     let ok = std::fs::symlink_metadata(dir)
         .is_ok_and(|m| crate::files::check_private(&m, 0o022, true).is_ok());
     if ok {
@@ -151,8 +150,8 @@ impl State {
     /// Replaces the status file atomically (temp file + rename). No fsync:
     /// it belongs on tmpfs, where this costs no flash write.
     pub fn write(&self, path: &str) -> Result<()> {
-        if let Some(dir) = std::path::Path::new(path).parent() {
-            let _ = std::fs::create_dir_all(dir);
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            let _ = crate::sys::create_dir_all(dir, 0o777);
         }
         let how = crate::files::Replace {
             mode: 0o644,
@@ -249,8 +248,8 @@ fn open_lock(path: &str, create: bool) -> rustix::io::Result<std::fs::File> {
 pub fn hold_lock(status_file: &str) -> Result<std::fs::File> {
     use rustix::fs::{flock, FlockOperation};
     let path = lock_path(status_file);
-    if let Some(dir) = std::path::Path::new(status_file).parent() {
-        let _ = std::fs::create_dir_all(dir);
+    if let Some((dir, _)) = status_file.rsplit_once('/') {
+        let _ = crate::sys::create_dir_all(dir, 0o777);
     }
     let f = open_lock(&path, true).map_err(|e| {
         Error::os(
@@ -436,7 +435,7 @@ fn push_age(out: &mut String, s: u64) {
 
 pub fn run(a: &crate::cli::Status) -> Result<()> {
     let path = a.status_file.clone().unwrap_or_else(default_status_file);
-    let text = std::fs::read_to_string(&path).ok();
+    let text = crate::sys::read_to_string(&path).ok();
     #[allow(clippy::disallowed_methods)] // the wall clock, for a status/audit time only
     let out = render(
         text.as_deref(),
@@ -445,7 +444,7 @@ pub fn run(a: &crate::cli::Status) -> Result<()> {
         a.json,
         crate::clock::wall_secs(),
     );
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    crate::log::stdout(out.as_bytes());
     Ok(())
 }
 

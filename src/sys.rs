@@ -9,7 +9,7 @@
 use core::sync::atomic::{AtomicI32, Ordering};
 use rustix::fd::AsFd;
 use rustix::io::Errno;
-use rustix::ioctl::{opcode, Getter, NoArg, Opcode, Setter};
+use rustix::ioctl::{opcode, Opcode};
 
 /// Largest payload of one RNDADDENTROPY call.
 pub const POOL_CHUNK: usize = 512;
@@ -41,8 +41,16 @@ pub fn opcodes() -> [u32; 3] {
 
 /// Reads the kernel's credited entropy count in bits.
 pub fn get_entropy_count(fd: impl AsFd) -> Result<i32, Errno> {
-    // SAFETY: RNDGETENTCNT writes one int; Getter provides exactly that storage.
-    unsafe { rustix::ioctl::ioctl(fd, Getter::<RNDGETENTCNT, libc::c_int>::new()) }
+    let mut count: libc::c_int = 0;
+    // SAFETY: RNDGETENTCNT writes one int, into `count`.
+    unsafe {
+        ioctl(
+            fd.as_fd(),
+            RNDGETENTCNT,
+            core::ptr::addr_of_mut!(count).cast(),
+        )
+    }?;
+    Ok(count)
 }
 
 /// Mixes `data` into the input pool and credits `bits` (the kernel caps it).
@@ -59,13 +67,41 @@ pub fn add_entropy(fd: impl AsFd, data: &[u8], bits: u32) -> Result<(), Errno> {
     info.buf[..data.len()].copy_from_slice(data);
     // SAFETY: `info` is a complete rand_pool_info whose buf_size is no larger
     // than its buffer; the kernel reads buf_size bytes after the two ints.
-    unsafe { rustix::ioctl::ioctl(&fd, Setter::<RNDADDENTROPY, RandPoolInfo>::new(info)) }
+    unsafe {
+        ioctl(
+            fd.as_fd(),
+            RNDADDENTROPY,
+            core::ptr::addr_of_mut!(info).cast(),
+        )
+    }
+    .map(drop)
 }
 
 /// Asks the kernel to reseed the CRNG from the input pool now.
 pub fn reseed_crng(fd: impl AsFd) -> Result<(), Errno> {
     // SAFETY: RNDRESEEDCRNG takes no argument.
-    unsafe { rustix::ioctl::ioctl(fd, NoArg::<RNDRESEEDCRNG>::new()) }
+    unsafe { ioctl(fd.as_fd(), RNDRESEEDCRNG, core::ptr::null_mut()) }.map(drop)
+}
+
+/// ioctl(2) as a plain system call. Not rustix's: where rustix goes through
+/// libc (big-endian MIPS), that is musl's ioctl, whose time64 conversion
+/// tables cost about 1 KB, and these requests carry no time.
+///
+/// # Safety
+/// `arg` must be what request `op` reads or writes.
+unsafe fn ioctl(
+    fd: rustix::fd::BorrowedFd<'_>,
+    op: Opcode,
+    arg: *mut libc::c_void,
+) -> Result<libc::c_long, Errno> {
+    use rustix::fd::AsRawFd;
+    // SAFETY: the caller vouches for `arg`; the fd is open while borrowed.
+    let r = unsafe { libc::syscall(libc::SYS_ioctl, fd.as_raw_fd(), op as libc::c_ulong, arg) };
+    if r < 0 {
+        Err(Errno::from_raw_os_error(errno()))
+    } else {
+        Ok(r)
+    }
 }
 
 /// The last terminating signal received (0 if none).
@@ -208,10 +244,25 @@ pub fn spawn(
     // and a child that saw getppid() == 1 as "parent died" never exec'd.
     let parent = rustix::process::getpid().as_raw_pid();
 
+    // A bare fork: clone(SIGCHLD) with no other flags (the argument order of
+    // clone differs between architectures, but all the others are 0). musl's
+    // fork() adds atfork handlers and its internal locks, about 2 KB on MIPS,
+    // for libc state this single-threaded program never hands to a child
+    // that only execs.
     // SAFETY: fork has no memory-safety preconditions; the child branch below
     // uses only async-signal-safe libc calls on memory prepared before fork,
-    // and never returns (exec or _exit).
-    let pid = unsafe { libc::fork() };
+    // and never returns (exec or _exit). (Its stale thread id in musl matters
+    // only to pthread calls and raise(), which it never makes.)
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::c_long::from(libc::SIGCHLD),
+            0,
+            0,
+            0,
+            0,
+        )
+    } as libc::pid_t;
     if pid < 0 {
         return Err(Errno::from_raw_os_error(errno()));
     }
@@ -486,6 +537,69 @@ pub fn act_as(uid: u32, gid: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The value of environment variable `name`, if set. Not std's
+/// `env::var_os`: its environment lock and copy cost about 1 KB on MIPS,
+/// and this program never changes its own environment.
+pub fn env_bytes(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    // SAFETY: getenv returns NULL or a NUL-terminated string in the
+    // environment block. Nothing in this program calls setenv, putenv or
+    // std::env::set_var/remove_var, so that string stays valid and
+    // unchanged for the life of the process.
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        (!p.is_null()).then(|| core::ffi::CStr::from_ptr(p).to_bytes())
+    }
+}
+
+/// [`env_bytes`] as text: None when unset or not UTF-8 (as
+/// `std::env::var(..).ok()`).
+pub fn env(name: &core::ffi::CStr) -> Option<&'static str> {
+    env_bytes(name).and_then(|v| core::str::from_utf8(v).ok())
+}
+
+/// `mkdir -p`: makes `path` and its missing parents, each with `mode`
+/// (less the umask). An existing directory, or a link to one, is fine.
+/// std's recursive `DirBuilder` does the same through its `Path` machinery,
+/// about 2.5 KB more on MIPS.
+pub fn create_dir_all(path: &str, mode: u32) -> std::io::Result<()> {
+    let mode = rustix::fs::Mode::from_raw_mode(mode);
+    let parents = path.match_indices('/').map(|(i, _)| i);
+    for end in parents.chain(core::iter::once(path.len())) {
+        let p = &path[..end];
+        if p.is_empty() || p.ends_with('/') {
+            continue;
+        }
+        match rustix::fs::mkdir(p, mode) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if std::fs::metadata(path)?.is_dir() {
+        Ok(())
+    } else {
+        Err(Errno::NOTDIR.into())
+    }
+}
+
+/// The whole file at `path` as UTF-8 text; small files only (proc files,
+/// status and marker files, /etc/passwd). Not std's `read_to_string`,
+/// whose generic read-to-end costs about 2 KB on MIPS.
+pub fn read_to_string(path: &str) -> std::io::Result<String> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        match rustix::io::read(&fd, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    String::from_utf8(buf).map_err(|_| std::io::ErrorKind::InvalidData.into())
+}
+
 #[cfg(test)]
 mod tests {
     use core::alloc::{GlobalAlloc, Layout};
@@ -595,5 +709,31 @@ mod tests {
             Err(Errno::NOSYS) if qemu => {}
             Err(e) => panic!("RNDADDENTROPY failed: {e} (tests need root)"),
         }
+    }
+
+    #[test]
+    fn create_dir_all_and_read_to_string() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("es-sys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let d = d.to_str().unwrap().to_string();
+        let deep = format!("{d}/a//b/c/");
+        super::create_dir_all(&deep, 0o700).unwrap();
+        let mode = std::fs::metadata(format!("{d}/a/b"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Existing: fine; a file in the way: an error, nothing made under it.
+        super::create_dir_all(&deep, 0o700).unwrap();
+        std::fs::write(format!("{d}/f"), "text\n").unwrap();
+        assert!(super::create_dir_all(&format!("{d}/f"), 0o700).is_err());
+        assert!(super::create_dir_all(&format!("{d}/f/x"), 0o700).is_err());
+        assert_eq!(super::read_to_string(&format!("{d}/f")).unwrap(), "text\n");
+        std::fs::write(format!("{d}/bin"), b"\xff").unwrap();
+        let e = super::read_to_string(&format!("{d}/bin")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(super::read_to_string(&format!("{d}/none")).is_err());
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

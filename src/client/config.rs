@@ -89,7 +89,7 @@ fn make_server(
             ]),
         ));
     }
-    if agent && std::env::var_os("SSH_AUTH_SOCK").is_none() {
+    if agent && crate::sys::env_bytes(c"SSH_AUTH_SOCK").is_none() {
         return Err(Error::new(
             Status::Usage,
             "--agent needs SSH_AUTH_SOCK to name the agent's socket",

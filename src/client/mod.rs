@@ -87,7 +87,7 @@ pub fn run(a: &cli::Client) -> Result<()> {
             if reseeded { "yes" } else { "no" },
             "\n",
         ]);
-        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
+        crate::log::stdout(line.as_bytes());
         return Ok(());
     }
     let status_dir = cfg.status_file.rsplit_once('/').map_or(".", |(d, _)| d);

@@ -63,7 +63,10 @@ fn boot_marker(cfg: &Config) -> String {
 }
 
 pub(super) fn saved_this_boot(cfg: &Config) -> bool {
-    match (kernel::boot_id(), std::fs::read_to_string(boot_marker(cfg))) {
+    match (
+        kernel::boot_id(),
+        crate::sys::read_to_string(&boot_marker(cfg)),
+    ) {
         (Some(id), Ok(text)) => text.trim() == id.as_str(),
         _ => false,
     }

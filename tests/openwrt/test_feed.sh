@@ -4,17 +4,18 @@
 # gzip, sha256sum, readelf) against OpenWrt's scripts/ipkg-build layout, and
 # checks signatures and the apk v3 side with es-feed's own reader.
 #   REAL:      build-feed.sh and es-feed, the files they pack, a static musl
-#              build of entropyservice (target/dist/entropyservice-x86_64-
-#              unknown-linux-musl when scripts/cross-build.sh made one, else
-#              built here with cargo into target/openwrt), GNU tar and gzip
+#              router build of entropyservice (target/dist/router/
+#              entropyservice-x86_64-unknown-linux-musl when
+#              scripts/cross-build.sh made one, else built here with cargo
+#              --no-default-features into target/openwrt), GNU tar and gzip
 #              reading the .ipk, usign's and apk's formats as checked by the
 #              known-answer tests of `cargo test -p es-feed` (../shared/vectors).
 #   NOT HERE:  opkg and apk themselves installing the packages (need an
 #              OpenWrt system; Debian packages neither).
 #
 #   test_feed.sh        the x86_64 checks above
-#   test_feed.sh dist   both feeds from every binary scripts/cross-build.sh
-#                       left in target/dist (all targets of scripts/targets.tsv
+#   test_feed.sh dist   both feeds from every router build scripts/cross-build.sh
+#                       left in target/dist/router (all targets of scripts/targets.tsv
 #                       must be there), signed with throwaway keys, checked
 #                       with es-feed check; prints the .ipk and .apk sizes.
 # Needs: cargo, GNU tar, gzip, sha256sum, readelf (binutils); cargo with the
@@ -66,21 +67,21 @@ if [ "${1:-}" = dist ]; then
 	missing=
 	while IFS="$(printf '\t')" read -r target archlist _; do
 		case "$target" in '#'* | '') continue ;; esac
-		if [ -f "$ROOT/target/dist/entropyservice-$target" ]; then
+		if [ -f "$ROOT/target/dist/router/entropyservice-$target" ]; then
 			arches="$arches $(echo "$archlist" | tr ',' ' ')"
 		else
 			missing="$missing $target"
 		fi
 	done <"$ROOT/scripts/targets.tsv"
 	if [ -n "$missing" ]; then
-		fail "target/dist lacks the cross builds of:$missing (run scripts/cross-build.sh)"
+		fail "target/dist/router lacks the router builds of:$missing (run scripts/cross-build.sh)"
 		exit 1
 	fi
 	# shellcheck disable=SC2086
-	if "$BUILD" $KEYS -o "$TMP/feed" "$ROOT/target/dist" >"$TMP/dist.log" 2>&1; then
-		pass "both feeds built from target/dist"
+	if "$BUILD" $KEYS -o "$TMP/feed" "$ROOT/target/dist/router" >"$TMP/dist.log" 2>&1; then
+		pass "both feeds built from target/dist/router"
 	else
-		fail "build-feed.sh from target/dist" "$(cat "$TMP/dist.log")"
+		fail "build-feed.sh from target/dist/router" "$(cat "$TMP/dist.log")"
 		exit 1
 	fi
 	set --
@@ -89,19 +90,19 @@ if [ "${1:-}" = dist ]; then
 	if "$ES" check --usign-pub "$TMP/usign.pub" --apk-pub "$TMP/apk.pub.pem" "$@" "$TMP/feed" >"$TMP/check.log" 2>&1; then
 		pass "es-feed check: every architecture signed and consistent ($(wc -l <"$TMP/check.log") architectures)"
 	else
-		fail "es-feed check of the feed from target/dist" "$(cat "$TMP/check.log")"
+		fail "es-feed check of the feed from target/dist/router" "$(cat "$TMP/check.log")"
 		rc=1
 	fi
 	sed 's/^/# /' "$TMP/check.log"
 	exit "$rc"
 fi
 
-BIN="$ROOT/target/dist/entropyservice-$TARGET"
+BIN="$ROOT/target/dist/router/entropyservice-$TARGET"
 if [ ! -f "$BIN" ]; then
 	BIN="$ROOT/target/openwrt/$TARGET/release/entropyservice"
 	if ! (cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target/openwrt" \
-		cargo build --quiet --release --target "$TARGET") >"$TMP/cargo.log" 2>&1; then
-		fail "cargo build --release --target $TARGET (rustup target add $TARGET?)" "$(tail -n 20 "$TMP/cargo.log")"
+		cargo build --quiet --release --no-default-features --target "$TARGET") >"$TMP/cargo.log" 2>&1; then
+		fail "cargo build --release --no-default-features --target $TARGET (rustup target add $TARGET?)" "$(tail -n 20 "$TMP/cargo.log")"
 		exit 1
 	fi
 fi
@@ -182,6 +183,11 @@ else
 fi
 D="$TMP/x/data"
 check "packed binary is the input binary" cmp -s "$D/usr/bin/entropyservice" "$BIN"
+# The router package carries the router build: it answers the admin commands
+# with "not in this build" (the full build has no such text).
+"$D/usr/bin/entropyservice" authorize >"$TMP/authorize.out" 2>&1
+check "packed binary is the router build: \`authorize\` is not in it (status 64)" \
+	eval "[ $? = 64 ] && grep -q 'not in this build' '$TMP/authorize.out'"
 check "packed init script is openwrt/files/entropyservice.init" cmp -s "$D/etc/init.d/entropyservice" "$FILES/entropyservice.init"
 check "packed config is openwrt/files/entropyservice.config" cmp -s "$D/etc/config/entropyservice" "$FILES/entropyservice.config"
 check "packed uci-defaults is openwrt/files/entropyservice.uci-defaults" cmp -s "$D/etc/uci-defaults/90-entropyservice" "$FILES/entropyservice.uci-defaults"

@@ -158,9 +158,49 @@ sed "s|'/etc/entropyservice/seed'|'@W@/seed'|" "$SHIPPED" >"$TMP/shipped.config"
 		eval "has_line '$LOG' 'procd_send_signal [entropyservice] [*] [USR1]' && lacks_text '$LOG' procd_kill && lacks_text '$LOG' start"
 	check "$SH reconnect does not save the seed" lacks_text "$PLOG" "seed save"
 	: >"$PLOG"
-	authorize 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qta2V5LWZvci1vcGVud3J0LXRlc3RzLW9ubHkh' router2
-	check "$SH authorize: the serve 'defaults' section makes the authorize line" has_line "$PLOG" \
-		"authorize --client router2 --rate 512 --max-sessions 3 --allow-from 192.168.1.0/24,10.0.0.0/8 $ED_KEY"
+	AK="$W/root/etc/dropbear/authorized_keys"
+	AUTHORIZED_KEYS="$AK"
+	out=$(authorize "$ED_KEY" router2 2>&1)
+	rc=$?
+	check "$SH authorize: status 0 and an info line" [ "$rc ${out%%:*}" = "0 info" ]
+	check "$SH authorize: the serve 'defaults' section makes the line (as \`entropyservice authorize --flavor dropbear --compat\` does)" has_line "$AK" \
+		"command=\"$PROG server --client router2 --rate 512 --max-sessions 3 --allow-from 192.168.1.0/24,10.0.0.0/8\",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding $ED_KEY entropyservice:router2"
+	# The full build's own authorize (ES_REAL_BIN has the admin commands)
+	# writes the same line for Dropbear without `restrict`.
+	want=$("$ES_REAL_BIN" authorize --client router2 --rate 512 --max-sessions 3 \
+		--allow-from 192.168.1.0/24,10.0.0.0/8 --flavor dropbear --compat --dry-run \
+		--authorized-keys "$W/ak-dry" --binary "$PROG" "$ED_KEY" 2>/dev/null)
+	check "$SH authorize: the line is the one the full binary's \`authorize --flavor dropbear --compat\` makes" \
+		eval "[ -n '$want' ] && has_line '$AK' '$want'"
+	check "$SH authorize: a new authorized_keys is 0600 in a 0700 directory" \
+		eval "[ \"\$(stat -c %a '$AK')\" = 600 ] && [ \"\$(stat -c %a '${AK%/*}')\" = 700 ]"
+	check "$SH authorize: the router binary is not asked (it has no authorize)" lacks_text "$PLOG" authorize
+	authorize "$ED_KEY" other >/dev/null 2>&1
+	rc=$?
+	check "$SH authorize: the same key again is refused (65), the file unchanged" eval "[ $rc = 65 ] && [ \"\$(wc -l <'$AK')\" = 1 ]"
+	authorize "$EC_KEY" 'bad name' >/dev/null 2>&1
+	rc=$?
+	check "$SH authorize: a client name with a space is refused (64)" eval "[ $rc = 64 ] && [ \"\$(wc -l <'$AK')\" = 1 ]"
+	authorize 'ssh-ed25519 AAAA"x' router3 >/dev/null 2>&1
+	rc=$?
+	check "$SH authorize: a key with a quote is refused (65)" eval "[ $rc = 65 ] && [ \"\$(wc -l <'$AK')\" = 1 ]"
+	authorize 'command="sh" AAAA' router3 >/dev/null 2>&1
+	rc=$?
+	check "$SH authorize: a line that is not TYPE BASE64 is refused (65)" eval "[ $rc = 65 ] && [ \"\$(wc -l <'$AK')\" = 1 ]"
+	authorize "$EC_KEY" router3 >/dev/null 2>&1
+	rc=$?
+	check "$SH authorize: a second client's key is appended" eval "[ $rc = 0 ] && [ \"\$(wc -l <'$AK')\" = 2 ]"
+	uci_set_allow_from() { sed -i "s|list allow_from '10.0.0.0/8'|list allow_from '$1'|" "$W/root/etc/config/entropyservice"; }
+	for bad in 10.0.0.0 10.0.0.0/33 010.0.0.0/8 10.0.0/8 10.0.0.0.0/8 2001:db8::/129 'fe80::1%eth0/64' x/8; do
+		uci_set_allow_from "$bad"
+		authorize "$RSA_KEY" router4 >/dev/null 2>&1
+		rc=$?
+		check "$SH authorize: allow_from '$bad' is refused (64), nothing written" eval "[ $rc = 64 ] && [ \"\$(wc -l <'$AK')\" = 2 ]"
+		sed -i "s|list allow_from '$bad'|list allow_from '10.0.0.0/8'|" "$W/root/etc/config/entropyservice"
+	done
+	uci_set_allow_from 2001:db8::/32
+	authorize "$RSA_KEY" router4 >/dev/null 2>&1
+	check "$SH authorize: an IPv6 allow_from is taken" has_text "$AK" "--allow-from 192.168.1.0/24,2001:db8::/32\","
 	authorize >/dev/null 2>&1
 	check "$SH authorize without arguments: usage, status 64" [ "$?" = 64 ]
 )

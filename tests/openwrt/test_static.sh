@@ -50,24 +50,41 @@ INSTALL_BIN:=install -m0755
 INSTALL_DATA:=install -m0644
 INSTALL_CONF:=install -m0600
 EOM
+# BuildPackage: each package's fields as evaluated from its own definition
+# (one line per package), its conffiles and install recipe into DEST/PKG.
 cat >"$S/include/package.mk" <<'EOM'
 PKG_INSTALL_DIR:=$(TOPDIR)/pkg-install
 define BuildPackage
+$$(eval VARIANT:=)
+$$(eval DEFAULT_VARIANT:=)
+$$(eval PROVIDES:=)
+$$(eval CONFLICTS:=)
 $$(eval $$(Package/$(1)))
-check:
+INFO_$(1):=PACKAGE=$(1) VARIANT=$$(VARIANT) DEFAULT_VARIANT=$$(DEFAULT_VARIANT) PROVIDES=$$(PROVIDES) CONFLICTS=$$(CONFLICTS)
+check: check-$(1)
+check-$(1):
 	@echo "VERSION=$(PKG_VERSION)-r$(PKG_RELEASE)"
 	@echo "BUILD_DEPENDS=$(PKG_BUILD_DEPENDS)"
 	@echo "DEPENDS=$$(DEPENDS)"
 	@echo "USERID=$$(USERID)"
-	$$(file >$(DEST).conffiles,$$(Package/$(1)/conffiles))
-	$$(call Package/$(1)/install,$(DEST))
+	@echo "$$(INFO_$(1))"
+	$$(file >$(DEST)/$(1).conffiles,$$(Package/$(1)/conffiles))
+	$$(call Package/$(1)/install,$(DEST)/$(1))
 endef
+compile:
+	$(Build/Compile)
 EOM
+# Build/Compile/Cargo prints the extra cargo arguments it was given.
 cat >"$S/feeds/packages/lang/rust/rust-package.mk" <<'EOM'
 RUST_ARCH_DEPENDS:=@(aarch64||arm||mips||mipsel||x86_64)
 define RustBinPackage
 endef
+define Build/Compile/Cargo
+	@echo "cargo install [$(strip $(2))]"
+endef
+Build/Compile=$(call Build/Compile/Cargo)
 EOM
+mkdir -p "$TMP/dest"
 if make -s -C "$P" TOPDIR="$S" DEST="$TMP/dest" check >"$TMP/make.out" 2>&1; then
 	pass "Makefile: the install recipe runs"
 else
@@ -80,13 +97,28 @@ check "Makefile: DEPENDS on RUST_ARCH_DEPENDS" has_line "$TMP/make.out" "DEPENDS
 check "Makefile: USERID for the jail's user" has_line "$TMP/make.out" "USERID=entropyservice:entropyservice"
 # No seed in conffiles (they go into keep.d and `sysupgrade -b` backups): a
 # backup restored onto several routers would credit one seed on each.
-check "Makefile: conffiles are the UCI file and the client key, no seed" \
-	[ "$(cat "$TMP/dest.conffiles" 2>/dev/null)" = "/etc/config/entropyservice
+for pkg in entropyservice entropyservice-full; do
+	check "Makefile: $pkg: conffiles are the UCI file and the client key, no seed" \
+		[ "$(cat "$TMP/dest/$pkg.conffiles" 2>/dev/null)" = "/etc/config/entropyservice
 /etc/entropyservice/id_client
 /etc/entropyservice/id_client.pub" ]
+done
+# The variants, as dnsmasq / dnsmasq-full: the router build is the default
+# package; the full build provides and conflicts with it.
+check "Makefile: entropyservice is the router variant, the default" has_line "$TMP/make.out" \
+	"PACKAGE=entropyservice VARIANT=router DEFAULT_VARIANT=1 PROVIDES= CONFLICTS="
+check "Makefile: entropyservice-full is the full variant, provides and conflicts with entropyservice" has_line "$TMP/make.out" \
+	"PACKAGE=entropyservice-full VARIANT=full DEFAULT_VARIANT= PROVIDES=entropyservice CONFLICTS=entropyservice"
+for v in router full; do
+	make -s -C "$P" TOPDIR="$S" BUILD_VARIANT=$v compile >"$TMP/compile-$v.out" 2>&1
+done
+check "Makefile: the router variant builds with cargo --no-default-features" \
+	has_line "$TMP/compile-router.out" "cargo install [--no-default-features]"
+check "Makefile: the full variant builds with the default features" \
+	has_line "$TMP/compile-full.out" "cargo install []"
 check "Makefile: says to copy, not link, the package directory" \
 	eval "grep -q 'a copy,\$' '$ROOT/openwrt/Makefile' && ! grep -q 'copy or link' '$ROOT/openwrt/Makefile'"
-(cd "$TMP/dest" 2>/dev/null && find . -type f -exec stat -c '%a %n' {} + | sort) >"$TMP/dest.list"
+(cd "$TMP/dest/entropyservice" 2>/dev/null && find . -type f -exec stat -c '%a %n' {} + | sort) >"$TMP/dest.list"
 printf '%s\n' "600 ./etc/config/entropyservice" "644 ./etc/capabilities/entropyservice.json" \
 	"644 ./etc/hotplug.d/iface/90-entropyservice" \
 	"755 ./etc/init.d/entropyservice" "755 ./etc/uci-defaults/90-entropyservice" \
@@ -96,3 +128,5 @@ if cmp -s "$TMP/dest.list" "$TMP/dest.want"; then
 else
 	fail "Makefile: installed files" "$(diff "$TMP/dest.want" "$TMP/dest.list")"
 fi
+(cd "$TMP/dest/entropyservice-full" 2>/dev/null && find . -type f -exec stat -c '%a %n' {} + | sort) >"$TMP/dest-full.list"
+check "Makefile: entropyservice-full installs the same files" cmp -s "$TMP/dest-full.list" "$TMP/dest.want"

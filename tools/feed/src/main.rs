@@ -83,7 +83,7 @@ struct Build {
         default = "String::from(\"entropyservice developers\")"
     )]
     maintainer: String,
-    /// binaries, or directories searched for entropyservice-<rust-target> (default target/dist)
+    /// binaries, or directories searched for entropyservice-<rust-target> (default target/dist/router, the router builds of scripts/cross-build.sh)
     #[argh(positional)]
     inputs: Vec<PathBuf>,
 }
@@ -285,7 +285,7 @@ fn epoch(root: &Path) -> Result<u64, Error> {
 fn build(b: Build) -> Result<(), Error> {
     let targets = feed::read_targets(&b.root.join("scripts/targets.tsv"))?;
     let inputs = if b.inputs.is_empty() {
-        vec![b.root.join("target/dist")]
+        vec![b.root.join("target/dist/router")]
     } else {
         b.inputs.clone()
     };
