@@ -192,16 +192,7 @@ mod tests {
     #[test]
     fn switches_match_the_help_texts() {
         let mut found = vec!["--help", "--version"];
-        for sub in [
-            "server",
-            "client",
-            "sink",
-            "seed",
-            "status",
-            "keygen",
-            "authorize",
-            "hostkey",
-        ] {
+        for sub in COMMANDS {
             for l in usage::text(Some(sub)).unwrap_or_default().lines() {
                 // "  --identity, -i FILE  text": skip the short alias.
                 let mut w = l.split_whitespace().map(|w| w.trim_end_matches(','));
