@@ -1,7 +1,6 @@
-//! The help texts, written by hand: argh is built without its generated help
-//! (`default-features = false`, about 9 KB less on MIPS). Keep each text in
-//! step with its struct in `cli.rs`; `tests/offline.rs` checks the options
-//! of every command against its text.
+//! The help texts, written by hand. Keep each text in step with its
+//! command's table in `cli.rs`; `tests/offline.rs` checks every command's
+//! options (names, short aliases, whether they take a value) against its text.
 
 /// The help for `sub` (None: the top level), or None for an unknown command.
 pub fn text(sub: Option<&str>) -> Option<&'static str> {
@@ -20,14 +19,6 @@ pub fn text(sub: Option<&str>) -> Option<&'static str> {
         Some("hostkey") => HOSTKEY,
         Some(_) => return None,
     })
-}
-
-/// The long options a help text lists ("  --seed-dir DIR  ...").
-pub fn options(help: &str) -> impl Iterator<Item = &str> {
-    help.lines()
-        .map(str::trim_start)
-        .filter(|l| l.starts_with("--"))
-        .filter_map(|l| l.split([' ', ',']).next())
 }
 
 macro_rules! top {

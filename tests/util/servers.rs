@@ -296,7 +296,7 @@ pub fn client_cmd(srv: &SshServer, key: &Keypair, dir: &TempDir) -> Command {
 }
 
 /// Like `client_cmd`, with some of its options replaced by `over`
-/// (flag, value) pairs (argh refuses an option given twice).
+/// (flag, value) pairs (an option given twice is refused).
 pub fn client_cmd_opts(
     srv: &SshServer,
     key: &Keypair,
