@@ -3,7 +3,8 @@
 //! safe bookkeeping (wait status cached once reaped, kill only while
 //! unreaped, both output pipes drained together).
 
-use rustix::event::{poll, PollFd, PollFlags};
+use crate::sys::poll;
+use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::process::{kill_process, waitpid, Pid, Signal, WaitOptions, WaitStatus};
 use std::ffi::CString;

@@ -39,7 +39,7 @@ pub fn sleep_ns(ns: u64) -> bool {
         tv_nsec: (ns % 1_000_000_000) as _,
     };
     !matches!(
-        rustix::event::poll(&mut [], Some(&ts)),
+        crate::sys::poll(&mut [], Some(&ts)),
         Err(rustix::io::Errno::INTR)
     )
 }

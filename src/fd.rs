@@ -9,8 +9,9 @@
 //! [`Ready::wait`] (poll(2)) until a deadline, never in read or write.
 
 use crate::clock;
+use crate::sys::poll;
 use embedded_io::ErrorKind;
-use rustix::event::{poll, PollFd, PollFlags};
+use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 

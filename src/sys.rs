@@ -181,6 +181,48 @@ pub fn getrandom(buf: &mut [u8], flags: u32) -> Result<usize, Errno> {
     }
 }
 
+/// poll(2), as rustix's `poll` is called, but with the wait handed to the
+/// kernel as whole milliseconds (rounded up; None waits for ever). Where
+/// rustix goes through libc (big-endian MIPS) its ppoll timespec reached
+/// musl with an unset tv_nsec word: under qemu-user the kernel saw
+/// tv_nsec = 0xffffffffeab4d400 and answered EINVAL, and `clock::sleep_ns`
+/// would not have slept. No timespec crosses the libc boundary here.
+pub fn poll(
+    fds: &mut [rustix::event::PollFd<'_>],
+    timeout: Option<&rustix::time::Timespec>,
+) -> Result<usize, Errno> {
+    const _: () = assert!(
+        core::mem::size_of::<rustix::event::PollFd<'static>>()
+            == core::mem::size_of::<libc::pollfd>()
+    );
+    let ms = match timeout {
+        None => -1,
+        Some(t) => {
+            let ms = (t.tv_sec.max(0) as u64)
+                .saturating_mul(1000)
+                .saturating_add((t.tv_nsec.max(0) as u64).div_ceil(1_000_000));
+            ms.min(i32::MAX as u64) as libc::c_int
+        }
+    };
+    // SAFETY: rustix's PollFd is layout-compatible with struct pollfd (an
+    // int fd, then short events and revents: repr(transparent) over
+    // libc::pollfd on the libc backend, repr(C) with the same fields on
+    // linux_raw; the sizes are checked above). The pointer and length come
+    // from a live, exclusively borrowed slice, which poll reads and whose
+    // revents it writes, within its length.
+    let r = unsafe {
+        libc::poll(
+            fds.as_mut_ptr().cast::<libc::pollfd>(),
+            fds.len() as libc::nfds_t,
+            ms,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::from_raw_os_error(errno()));
+    }
+    Ok(r as usize)
+}
+
 fn errno() -> i32 {
     // SAFETY: musl's __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
@@ -660,6 +702,27 @@ mod tests {
     }
 
     use super::*;
+
+    /// Our poll: a ready pipe, a timeout, and a wait shorter than 1 ms that
+    /// still reaches the kernel as a valid (rounded-up) wait.
+    #[test]
+    fn poll_in_milliseconds() {
+        use rustix::event::{PollFd, PollFlags};
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let ts = |s: i64, ns: i64| rustix::time::Timespec {
+            tv_sec: s as _,
+            tv_nsec: ns as _,
+        };
+        let mut fds = [PollFd::new(&r, PollFlags::IN)];
+        assert_eq!(poll(&mut fds, Some(&ts(0, 1))), Ok(0));
+        assert_eq!(poll(&mut fds, Some(&ts(0, 0))), Ok(0));
+        rustix::io::write(&w, b"x").unwrap();
+        assert_eq!(poll(&mut fds, Some(&ts(5, 999_999_999))), Ok(1));
+        assert!(fds[0].revents().contains(PollFlags::IN));
+        assert_eq!(poll(&mut fds, None), Ok(1));
+        // Far beyond i32 milliseconds: capped, not wrapped into "for ever" or EINVAL.
+        assert_eq!(poll(&mut fds, Some(&ts(i64::from(i32::MAX), 0))), Ok(1));
+    }
 
     #[test]
     fn opcodes_match_the_kernel_header() {
