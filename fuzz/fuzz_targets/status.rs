@@ -26,7 +26,7 @@ fn check(text: &str, k: Info) {
     }
 
     // JSON does not depend on `now`.
-    let j = render(Some(text), k, true, 0);
+    let j = render(Some(text), None, k, true, 0);
     assert!(j.ends_with("}\n"));
     assert_eq!(j.matches('\n').count(), 1, "JSON output is one line: {j:?}");
     let v: Value = match serde_json::from_str(&j) {
@@ -56,7 +56,7 @@ fn check(text: &str, k: Info) {
     }
 
     for now in [0, u64::MAX] {
-        let t = render(Some(text), k, false, now);
+        let t = render(Some(text), None, k, false, now);
         assert!(t.ends_with('\n'));
         // One output line per kernel field, the client line, and one per
         // field kept (an empty last_error is left out): a value cannot
@@ -116,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
             get("server"),
             Some(st.server.strip_suffix('\r').unwrap_or(&st.server))
         );
-        let j = render(Some(&file), k, true, 0);
+        let j = render(Some(&file), None, k, true, 0);
         assert!(serde_json::from_str::<Value>(&j).is_ok(), "{j}");
     }
 });
