@@ -41,8 +41,13 @@ fn read_proc_u32(path: &str) -> Option<u32> {
     s.trim().parse().ok()
 }
 
+/// `poolsize` in bits (256 on 5.18+, where the file may also be missing).
+pub fn poolsize() -> u32 {
+    read_proc_u32("/proc/sys/kernel/random/poolsize").unwrap_or(256)
+}
+
 pub fn info() -> Info {
-    let poolsize = read_proc_u32("/proc/sys/kernel/random/poolsize").unwrap_or(256);
+    let poolsize = poolsize();
     let entropy_avail = File::open("/dev/random")
         .ok()
         .and_then(|f| sys::get_entropy_count(&f).ok())
@@ -162,7 +167,7 @@ impl<D: RandomDevice> Pool<D> {
             can_reseed: true,
             last_reseed: None,
             reseed_interval_ns,
-            poolsize: info().poolsize,
+            poolsize: poolsize(),
             totals: Totals::default(),
         }
     }

@@ -48,7 +48,7 @@ pub fn run(a: &cli::Sink) -> Result<()> {
         Num::new(credited).as_str(),
         " bits, reseeded ",
         if reseeded { "yes" } else { "no" },
-        if credited > pool.totals.bits_counted {
+        if credited > 0 && pool.totals.bits_counted == 0 {
             " (the CRNG was already ready: mixed, but the kernel's count does not grow)\n"
         } else {
             "\n"

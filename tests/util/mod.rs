@@ -438,7 +438,8 @@ pub fn as_nobody(script: &str) -> Command {
 
 /// `cmd` as it runs on a kernel before 5.18, by that kernel's one difference
 /// the client looks at: /proc/sys/kernel/random/poolsize reads 4096 (a file
-/// in `dir` bind-mounted over it in a private mount namespace; `unshare` and
+/// in `dir` bind-mounted over it in a private mount namespace, made by
+/// `in_mount_namespace`; `unshare` and
 /// `sh` exec into the program, so its pid is the spawned child's). Real:
 /// this host's ioctls and getrandom; the host's RNDGETENTCNT stays 256, so
 /// such a kernel always has room for credits and the stream never pauses.
@@ -447,12 +448,10 @@ pub fn on_old_kernel(cmd: &Command, dir: &TempDir) -> Command {
     need_root();
     let f = dir.join("old-kernel-poolsize");
     std::fs::write(&f, "4096\n").unwrap();
-    let mut c = Command::new(need("unshare"));
-    c.args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg("mount --bind \"$0\" /proc/sys/kernel/random/poolsize && exec \"$@\"")
-        .arg(&f)
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
+    let mut c = in_mount_namespace(
+        "mount --bind \"$1\" /proc/sys/kernel/random/poolsize && shift && exec \"$@\"",
+    );
+    c.arg(&f).arg(cmd.get_program()).args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => c.env(k, v),
