@@ -4,6 +4,7 @@
 
 use crate::child::{find_program, Child, SYSTEM_PATH};
 use crate::error::{Error, Result, Status};
+use crate::fd::{timespec, OsError, Ready, Wait, Want};
 use crate::hostkey::PublicKey;
 use crate::parse;
 use crate::sys::poll;
@@ -475,16 +476,10 @@ pub fn arguments(
     a
 }
 
-/// What one read from the child produced.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Read {
-    Data(usize),
-    Eof,
-    Timeout,
-    Interrupted,
-}
-
 /// A running SSH child. Dropping it kills and reaps the child.
+///
+/// Its stdout is an `embedded_io` reader with a [`Ready`] wait, so the
+/// client's stages run on it here and on a fake in tests.
 pub struct Session {
     child: Child,
     out: File,
@@ -492,6 +487,9 @@ pub struct Session {
     errbuf: heapless::Vec<u8, 2048>,
     _home: PinnedHome,
     reaped: bool,
+    /// The child asked to accept an unknown host key and was killed: its
+    /// output reads as the end of the stream.
+    refused: bool,
 }
 
 impl Session {
@@ -529,56 +527,8 @@ impl Session {
             errbuf: heapless::Vec::new(),
             _home: home,
             reaped: false,
+            refused: false,
         })
-    }
-
-    /// Waits up to `timeout_ns` for bytes on the child's stdout, collecting
-    /// its stderr meanwhile. Blocking reads, with poll as the watchdog.
-    /// The timeout is for the whole call: stderr chatter does not restart it.
-    pub fn read(&mut self, buf: &mut [u8], timeout_ns: u64) -> Result<Read> {
-        let end = crate::clock::now_ns().saturating_add(timeout_ns);
-        loop {
-            let Some(ts) = time_left(end, crate::clock::now_ns()) else {
-                return Ok(Read::Timeout);
-            };
-            let (out_ready, err_ready) = {
-                let mut fds: heapless::Vec<PollFd<'_>, 2> = heapless::Vec::new();
-                let _ = fds.push(PollFd::new(&self.out, PollFlags::IN));
-                if let Some(e) = &self.err {
-                    let _ = fds.push(PollFd::new(e, PollFlags::IN));
-                }
-                match poll(&mut fds, Some(&ts)) {
-                    Ok(0) => return Ok(Read::Timeout),
-                    Ok(_) => {}
-                    Err(Errno::INTR) => return Ok(Read::Interrupted),
-                    Err(e) => return Err(Error::os(Status::Os, "poll on the SSH child failed", e)),
-                }
-                let o = !fds[0].revents().is_empty();
-                let e = fds.get(1).map(|f| !f.revents().is_empty()).unwrap_or(false);
-                (o, e)
-            };
-            if err_ready {
-                self.drain_stderr();
-                if self.asks_to_accept_host_key() {
-                    // dbclient asks even with no tty and stdin at EOF, and
-                    // then spins at 100% CPU: its question is the refusal.
-                    self.child.kill();
-                    return Ok(Read::Eof);
-                }
-            }
-            if out_ready {
-                return match self.out.read(buf) {
-                    Ok(0) => Ok(Read::Eof),
-                    Ok(n) => Ok(Read::Data(n)),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(Read::Interrupted),
-                    Err(e) => Err(Error::os(
-                        Status::Unavailable,
-                        "reading from the SSH child failed",
-                        e,
-                    )),
-                };
-            }
-        }
     }
 
     /// The SSH child asks whether to accept an unknown host key.
@@ -642,11 +592,7 @@ impl Session {
             }
             match &pidfd {
                 Some(fd) => {
-                    let left = end - now;
-                    let ts = rustix::time::Timespec {
-                        tv_sec: (left / 1_000_000_000) as _,
-                        tv_nsec: (left % 1_000_000_000) as _,
-                    };
+                    let ts = timespec(end - now);
                     let mut fds = [PollFd::new(fd, PollFlags::IN)];
                     // Readable once the child has exited; EINTR just loops.
                     let _ = poll(&mut fds, Some(&ts));
@@ -673,18 +619,74 @@ impl Drop for Session {
     }
 }
 
-/// Classifies an SSH failure from the child's stderr. Host-key failures get
-/// a message naming both fingerprints.
-/// What is left of a wait that ends at `end` (ns), as poll's timeout;
-/// None once it has passed.
-fn time_left(end: u64, now: u64) -> Option<rustix::time::Timespec> {
-    let left = end.checked_sub(now).filter(|&l| l > 0)?;
-    Some(rustix::time::Timespec {
-        tv_sec: (left / 1_000_000_000) as _,
-        tv_nsec: (left % 1_000_000_000) as _,
-    })
+impl embedded_io::ErrorType for Session {
+    type Error = OsError;
 }
 
+impl embedded_io::Read for Session {
+    /// The child's stdout: read after [`Ready::wait`] said it is readable
+    /// (it is a blocking pipe). 0 is the end of the stream.
+    fn read(&mut self, buf: &mut [u8]) -> core::result::Result<usize, OsError> {
+        if self.refused {
+            return Ok(0);
+        }
+        self.out
+            .read(buf)
+            .map_err(|e| OsError(e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error)))
+    }
+}
+
+impl Ready for Session {
+    /// Waits until `deadline` for bytes (or the end) on the child's stdout,
+    /// collecting its stderr meanwhile: stderr chatter does not end the
+    /// wait. Blocking reads, with poll as the watchdog. Only reading is
+    /// waited for; a signal other than a terminating one (SIGUSR1, SIGCHLD)
+    /// does not end the wait either.
+    fn wait(&mut self, _want: Want, deadline: u64) -> Wait {
+        loop {
+            let now = crate::clock::now_ns();
+            if now >= deadline {
+                return Wait::Timeout;
+            }
+            let ts = timespec(deadline - now);
+            let (out_ready, err_ready) = {
+                let mut fds: heapless::Vec<PollFd<'_>, 2> = heapless::Vec::new();
+                let _ = fds.push(PollFd::new(&self.out, PollFlags::IN));
+                if let Some(e) = &self.err {
+                    let _ = fds.push(PollFd::new(e, PollFlags::IN));
+                }
+                match poll(&mut fds, Some(&ts)) {
+                    Ok(0) => return Wait::Timeout,
+                    Ok(_) => {}
+                    Err(Errno::INTR) if crate::sys::pending_signal().is_some() => {
+                        return Wait::Signal
+                    }
+                    Err(Errno::INTR) => continue,
+                    Err(e) => return Wait::Failed(e),
+                }
+                let o = !fds[0].revents().is_empty();
+                let e = fds.get(1).map(|f| !f.revents().is_empty()).unwrap_or(false);
+                (o, e)
+            };
+            if err_ready {
+                self.drain_stderr();
+                if self.asks_to_accept_host_key() {
+                    // dbclient asks even with no tty and stdin at EOF, and
+                    // then spins at 100% CPU: its question is the refusal.
+                    self.child.kill();
+                    self.refused = true;
+                    return Wait::Ready;
+                }
+            }
+            if out_ready {
+                return Wait::Ready;
+            }
+        }
+    }
+}
+
+/// Classifies an SSH failure from the child's stderr. Host-key failures get
+/// a message naming both fingerprints.
 pub fn diagnose(s: &Server, stderr: &str) -> Error {
     let hk = [
         "mismatch",
@@ -805,6 +807,7 @@ pub fn check_target(host: &str, user: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rate::NS;
 
     fn scratch(name: &str) -> String {
         let d = std::env::temp_dir().join(format!("es-ssh-{name}-{}", std::process::id()));
@@ -841,11 +844,8 @@ mod tests {
     }
 
     #[test]
-    fn read_waits_only_for_what_is_left_of_its_timeout() {
-        let s = 1_000_000_000u64;
-        let t = time_left(10 * s, 7 * s + 5).unwrap();
+    fn a_wait_is_for_what_is_left_until_its_deadline() {
+        let t = timespec(10 * NS - (7 * NS + 5));
         assert_eq!((t.tv_sec, t.tv_nsec), (2, 999_999_995));
-        assert!(time_left(10 * s, 10 * s).is_none());
-        assert!(time_left(10 * s, 11 * s).is_none());
     }
 }

@@ -220,3 +220,44 @@ fn session_timeout(v: &str) -> Result<u64> {
         t => Ok(t),
     }
 }
+
+/// A configuration for in-process tests: files under `dir`, servers
+/// `a.example` and `b.example` (a made-up pinned key), the command's
+/// defaults otherwise (--connect-timeout 30s, --stall-timeout 60s,
+/// --session-timeout 2m, --interval 10m, --max-backoff 10m, --get-bytes 64,
+/// 2 bits per byte, --seed-interval 1d).
+#[cfg(test)]
+pub(super) fn for_tests(dir: &str) -> Config {
+    let key = PublicKey::parse(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qta2V5LWZvci1vcGVud3J0LXRlc3RzLW9ubHkh",
+    )
+    .unwrap();
+    let server = |host: &str| Server {
+        host: host.into(),
+        port: 22,
+        user: "root".into(),
+        key: None,
+        host_key: key.clone(),
+        agent: false,
+    };
+    Config {
+        program: Program {
+            path: "/nonexistent/dbclient".into(),
+            flavor: ssh::Flavor::Dropbear,
+        },
+        servers: vec![server("a.example"), server("b.example")],
+        bits_per_byte: 2,
+        mode: Mode::Auto,
+        interval: 600 * crate::rate::NS,
+        get_bytes: 64,
+        connect_timeout: 30 * crate::rate::NS,
+        stall_timeout: 60 * crate::rate::NS,
+        session_timeout: 120 * crate::rate::NS,
+        max_backoff: 600 * crate::rate::NS,
+        low_water: 2048,
+        seed_dir: msg(&[dir, "/seed"]),
+        seed_interval: 86400 * crate::rate::NS,
+        status_file: msg(&[dir, "/status"]),
+        runtime: msg(&[dir, "/run"]),
+    }
+}

@@ -1,12 +1,12 @@
 //! Failover: servers in order, each skipped for a while after a host-key
 //! or health failure.
 
+use super::world::World;
 use crate::error::{Error, Result, Status};
 use crate::log;
 use crate::rate::NS;
 use crate::ssh::Server;
 use crate::status::State;
-use crate::sys::pending_signal;
 use crate::text::{msg, Num};
 
 /// Servers in failover order, each with the time until which it is skipped.
@@ -35,12 +35,13 @@ impl Peers {
 
     /// Runs `f` on each server not in its penalty period, in order, until one
     /// succeeds. Host-key and health failures put a server in the penalty box.
-    pub(super) fn try_each<T>(
+    pub(super) fn try_each<W: World, T>(
         &mut self,
-        now: u64,
+        w: &mut W,
         st: &mut State,
-        mut f: impl FnMut(&Server, &mut State) -> Result<T>,
+        mut f: impl FnMut(&mut W, &Server, &mut State) -> Result<T>,
     ) -> Result<T> {
+        let now = w.now();
         let mut last = Error::new(
             Status::Unavailable,
             "every server is skipped after recent host-key or health failures",
@@ -62,7 +63,7 @@ impl Peers {
                 st.reconnects += 1;
             }
             st.server = s.label();
-            match f(s, st) {
+            match f(w, s, st) {
                 Ok(v) => {
                     self.last_failed = false;
                     st.last_error.clear();
@@ -71,7 +72,7 @@ impl Peers {
                 Err(e) => {
                     self.last_failed = true;
                     self.all_refused &= e.status == Status::Config;
-                    if pending_signal().is_some() {
+                    if w.signalled() {
                         return Err(e);
                     }
                     unlogged = Some(

@@ -78,9 +78,9 @@ fn mark_saved_this_boot(cfg: &Config) {
     }
 }
 
-/// Runs the schedule after a successful pull; saves a seed when due.
-pub(super) fn after_pull(cfg: &Config, seeds: &mut SeedSchedule, st: &mut State) {
-    if seeds.due(clock::now_ns()) {
+/// Runs the schedule after a successful pull at `now`; saves a seed when due.
+pub(super) fn after_pull(cfg: &Config, seeds: &mut SeedSchedule, st: &mut State, now: u64) {
+    if seeds.due(now) {
         save_seed(cfg, st);
         if !seeds.saved_this_boot {
             seeds.saved_this_boot = true;
