@@ -3,7 +3,8 @@
 //! Layout follows the data flow. Server: `source` -> `health` -> `rate` ->
 //! stdout (`server`, with session slots in `limits`). Client: `ssh` child ->
 //! `health` -> `kernel` credit policy (`client`: `config`, `session`,
-//! `peers`, `seeds` and the daemon loop; with `seed`, `sink`, `status`).
+//! `peers`, `seeds`, `world` and the daemon loop; with `seed`, `sink`,
+//! `status`).
 //! `admin` (feature `admin`) holds keygen, authorize and hostkey; `cli`
 //! every command's options. Shared: `parse` (all outside input), `files`
 //! (atomic replace, private directories), `runtime` (the runtime directory),
@@ -12,10 +13,11 @@
 //! `sys`.
 //!
 //! The streaming stages (the server's output, the source's device, the
-//! sink's input) are `embedded_io` streams with a readiness wait (`fd`),
-//! and take their time from a `clock::Clock`: the program runs them on
-//! descriptors and the monotonic clock, the unit tests on fakes and a fake
-//! clock, so their timing is tested in milliseconds.
+//! sink's input, the client's SSH session) are `embedded_io` streams with a
+//! readiness wait (`fd`), and take their time from a `clock::Clock` (the
+//! client's from its `World`): the program runs them on descriptors and the
+//! monotonic clock, the unit tests on fakes and a fake clock, so their
+//! timing is tested in milliseconds.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "admin")]
