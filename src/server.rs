@@ -980,16 +980,28 @@ mod tests {
         assert_eq!(src.describe(), "getrandom");
     }
 
+    /// One `write_out` of a whole buffer into `out`: how it ended and the
+    /// bytes it got out.
+    fn write_buf(
+        out: &mut Pipe<'_>,
+        clock: &Fake,
+        session_end: u64,
+        write_timeout: u64,
+    ) -> (core::result::Result<(), End>, u64) {
+        let limits = Deadlines {
+            session_end,
+            write_timeout,
+        };
+        let mut sent = 0;
+        let r = write_out(out, &[1u8; BUF], &mut sent, limits, clock);
+        (r, sent)
+    }
+
     #[test]
     fn max_time_ends_a_write_the_client_never_reads() {
         let clock = Fake::at(1000 * NS);
         let mut out = Pipe::stopped(&clock, 0);
-        let limits = Deadlines {
-            session_end: 1005 * NS,
-            write_timeout: 600 * NS,
-        };
-        let mut sent = 0;
-        let r = write_out(&mut out, &[1u8; BUF], &mut sent, limits, &clock);
+        let (r, sent) = write_buf(&mut out, &clock, 1005 * NS, 600 * NS);
         assert!(matches!(r, Err(End::MaxTime)));
         // One wait, exactly until the deadline, then the session ends on time.
         assert_eq!(out.waits, [(Want::Write, 1005 * NS)]);
@@ -1001,12 +1013,7 @@ mod tests {
     fn write_timeout_ends_a_stalled_client_before_max_time() {
         let clock = Fake::at(0);
         let mut out = Pipe::stopped(&clock, 0);
-        let limits = Deadlines {
-            session_end: 3600 * NS,
-            write_timeout: 2 * NS,
-        };
-        let mut sent = 0;
-        let r = write_out(&mut out, &[1u8; BUF], &mut sent, limits, &clock);
+        let (r, _) = write_buf(&mut out, &clock, 3600 * NS, 2 * NS);
         assert!(matches!(r, Err(End::Stalled)));
         assert_eq!(out.waits, [(Want::Write, 2 * NS)]);
     }
@@ -1017,12 +1024,7 @@ mod tests {
         let clock = Fake::at(0);
         let mut out = Pipe::stopped(&clock, 0);
         out.refill = Some((3 * NS / 2, 4096));
-        let limits = Deadlines {
-            session_end: 3600 * NS,
-            write_timeout: 2 * NS,
-        };
-        let mut sent = 0;
-        let r = write_out(&mut out, &[1u8; BUF], &mut sent, limits, &clock);
+        let (r, sent) = write_buf(&mut out, &clock, 3600 * NS, 2 * NS);
         assert!(r.is_ok());
         assert_eq!(sent, BUF as u64);
         // Four pages, 1.5 s apart: 6 s in all, yet never 2 s without progress.

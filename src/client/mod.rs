@@ -342,6 +342,17 @@ mod tests {
         assert!(run.seeds_saved > 0, "no seed saved at exit");
     }
 
+    /// The idle waits in whole seconds, and whether SIGUSR1 cut each.
+    fn idles(w: &FakeWorld<'_>) -> Vec<(u64, bool)> {
+        w.idles
+            .iter()
+            .map(|&(ns, cut)| {
+                assert_eq!(ns % S, 0, "a wait of {ns} ns");
+                (ns / S, cut)
+            })
+            .collect()
+    }
+
     fn refused() -> Answer {
         Answer::Fails(Status::Unavailable, "connection refused")
     }
@@ -391,14 +402,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            w.idles,
-            vec![
-                (S, false),
-                (2 * S, false),
-                (4 * S, false),
-                (660 * S, false),
-                (S, false)
-            ]
+            idles(&w),
+            [(1, false), (2, false), (4, false), (660, false), (1, false)]
         );
         assert_eq!(t.now(), stop, "stopped when the signal came");
         assert_eq!(run.credited_bits, 128);
@@ -415,7 +420,7 @@ mod tests {
         let mut w = FakeWorld::new(&t, []);
         let run = run_daemon("cap", |c| c.max_backoff = 16 * S, &mut w);
         run.r.as_ref().unwrap();
-        let waits: Vec<u64> = w.idles.iter().map(|i| i.0 / S).collect();
+        let waits: Vec<u64> = idles(&w).iter().map(|i| i.0).collect();
         assert_eq!(waits[..8], [1, 2, 4, 8, 16, 16, 16, 16]);
         assert!(waits.iter().all(|&x| x <= 16));
         assert_eq!(t.now(), T0 + 200 * S);
@@ -432,17 +437,15 @@ mod tests {
         let mut w = FakeWorld::new(&t, []);
         let run = run_daemon("usr1-failing", |_| {}, &mut w);
         run.r.as_ref().unwrap();
-        assert_eq!(
-            w.idles,
-            vec![
-                (S, false),
-                (2 * S, false),
-                (4 * S, false),
-                (8 * S, false),
-                (16 * S, true),
-                (32 * S, false)
-            ]
-        );
+        let cut = [
+            (1, false),
+            (2, false),
+            (4, false),
+            (8, false),
+            (16, true),
+            (32, false),
+        ];
+        assert_eq!(idles(&w), cut);
         assert_eq!(w.connects.last().unwrap().2, T0 + 20 * S, "retried at once");
 
         let t = Time::at(T0);
@@ -451,7 +454,7 @@ mod tests {
         let mut w = FakeWorld::new(&t, [Answer::sends(&noise(64, 2), 64, 0)]);
         let run = run_daemon("usr1-working", |_| {}, &mut w);
         run.r.as_ref().unwrap();
-        assert_eq!(w.idles[0], (660 * S, false));
+        assert_eq!(idles(&w)[0], (660, false));
         assert_eq!(w.connects[1].2, T0 + 660 * S, "the next top-up on time");
     }
 
@@ -503,7 +506,7 @@ mod tests {
         assert_eq!(run.credited_bits, 4 * 1024 + 128);
         assert_eq!(run.st.mode, "topup");
         assert_ne!(run.st.crng_ready_at, 0);
-        assert_eq!(w.idles, vec![(660 * S, false)]);
+        assert_eq!(idles(&w), [(660, false)]);
         stopped_with_a_seed(&run);
         assert_eq!(t.ended.get(), 2);
     }

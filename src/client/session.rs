@@ -404,50 +404,44 @@ pub(super) mod tests {
         assert_eq!(st.health_failures, 1);
     }
 
+    /// A silent server is given up at the connect timeout; one that stops
+    /// sending at the stall timeout; one that trickles a byte every 59 s
+    /// (never a stall) at the 2 min session timeout. Each credits nothing
+    /// and leaves no child.
     #[test]
-    fn a_silent_server_is_given_up_at_the_connect_timeout() {
-        let t = Time::at(T0);
-        let (r, _, pool, _) = topup(&t, Answer::sends_then_hangs(&[], 1, 0));
-        let e = r.unwrap_err();
-        assert_eq!(e.status, Status::Unavailable);
-        assert_eq!(
-            e.msg,
-            "server root@a.example:22 sent nothing within the connect timeout; nothing credited"
-        );
-        assert_eq!(t.now(), T0 + 30 * NS);
-        assert_eq!(reached(&pool), (0, 0));
-        assert_eq!(t.ended.get(), 1);
-    }
-
-    #[test]
-    fn a_server_that_stops_sending_is_cut_at_the_stall_timeout() {
-        let t = Time::at(T0);
-        let (r, _, pool, _) = topup(&t, Answer::sends_then_hangs(&noise(30, 3), 10, 10 * NS));
-        let e = r.unwrap_err();
-        assert_eq!(
-            e.msg,
-            "server root@a.example:22 stalled; session killed; nothing credited"
-        );
-        // Three pieces 10 s apart, then 60 s of nothing.
-        assert_eq!(t.now(), T0 + 20 * NS + 60 * NS);
-        assert_eq!(reached(&pool), (0, 0));
-    }
-
-    #[test]
-    fn a_trickling_server_is_cut_at_the_session_timeout() {
-        // A byte every 59 s never trips the 60 s stall timeout; the 2 min
-        // session deadline cuts it: the third byte would come at 118 s, the
-        // fourth at 177 s.
-        let t = Time::at(T0);
-        let (r, _, pool, _) = topup(&t, Answer::sends(&noise(64, 4), 1, 59 * NS));
-        let e = r.unwrap_err();
-        assert_eq!(
-            e.msg,
-            "server root@a.example:22 did not finish within --session-timeout; session killed; nothing credited"
-        );
-        assert_eq!(t.now(), T0 + 120 * NS);
-        assert_eq!(reached(&pool), (0, 0));
-        assert_eq!(t.ended.get(), 1);
+    fn topup_deadlines() {
+        let cases = [
+            (
+                Answer::sends_then_hangs(&[], 1, 0),
+                " sent nothing within the connect timeout",
+                30,
+            ),
+            // Three pieces 10 s apart, then 60 s of nothing.
+            (
+                Answer::sends_then_hangs(&noise(30, 3), 10, 10 * NS),
+                " stalled; session killed",
+                20 + 60,
+            ),
+            // The third byte comes at 118 s, the fourth would at 177 s.
+            (
+                Answer::sends(&noise(64, 4), 1, 59 * NS),
+                " did not finish within --session-timeout; session killed",
+                120,
+            ),
+        ];
+        for (answer, what, secs) in cases {
+            let t = Time::at(T0);
+            let (r, _, pool, _) = topup(&t, answer);
+            let e = r.unwrap_err();
+            assert_eq!(e.status, Status::Unavailable);
+            assert_eq!(
+                e.msg,
+                msg(&["server root@a.example:22", what, "; nothing credited"])
+            );
+            assert_eq!(t.now(), T0 + secs * NS, "{what}");
+            assert_eq!(reached(&pool), (0, 0));
+            assert_eq!(t.ended.get(), 1);
+        }
     }
 
     #[test]
