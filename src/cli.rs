@@ -453,7 +453,8 @@ pub struct Seed {
 pub struct Status {
     /// print JSON for scripts
     pub json: bool,
-    /// status file (default /run/entropyservice/status)
+    /// status file (default /run/entropyservice/status; without it, the
+    /// one client instance's /run/entropyservice/NAME/status)
     pub status_file: Option<String>,
 }
 

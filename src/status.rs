@@ -433,8 +433,74 @@ fn push_age(out: &mut String, s: u64) {
     out.push_str(unit);
 }
 
+/// The status file `status` reads: --status-file; else the default one;
+/// else, if that is missing, the one client instance's in the default
+/// directory (`DIR/NAME/status`, as entropyservice@NAME.service keeps it)
+/// when there is exactly one. Several: a usage error naming them.
+#[cfg(feature = "systemd")]
+fn status_file_to_read(given: Option<&str>, dir: &str) -> Result<String> {
+    if let Some(p) = given {
+        return Ok(p.into());
+    }
+    let default = msg(&[dir, "/status"]);
+    if std::fs::symlink_metadata(&default).is_ok() {
+        return Ok(default);
+    }
+    match instance_files(dir) {
+        (0, _) => Ok(default),
+        (1, path) => Ok(path),
+        (_, list) => Err(Error::new(
+            Status::Usage,
+            msg(&[
+                "several clients keep a status file here (",
+                &list,
+                "); choose one with --status-file",
+            ]),
+        )),
+    }
+}
+
+/// The router build: --status-file, else the default one (OpenWrt's init
+/// script passes --status-file for each of its clients).
+#[cfg(not(feature = "systemd"))]
+fn status_file_to_read(given: Option<&str>, dir: &str) -> Result<String> {
+    Ok(given.map_or_else(|| msg(&[dir, "/status"]), Into::into))
+}
+
+/// `DIR/NAME/status` for each subdirectory NAME of `dir` that holds one as
+/// a regular file (links are not followed): how many, and their paths
+/// joined by ", ".
+#[cfg(feature = "systemd")]
+fn instance_files(dir: &str) -> (usize, String) {
+    use rustix::fs::{Mode, OFlags};
+    let (mut n, mut list) = (0, String::new());
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(dir, flags, Mode::empty()) else {
+        return (n, list);
+    };
+    let mut buf = [core::mem::MaybeUninit::uninit(); 2048];
+    let mut entries = rustix::fs::RawDir::new(&fd, &mut buf);
+    while let Some(Ok(e)) = entries.next() {
+        let Ok(name) = e.file_name().to_str() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = msg(&[dir, "/", name, "/status"]);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            if n > 0 {
+                list.push_str(", ");
+            }
+            list.push_str(&path);
+            n += 1;
+        }
+    }
+    (n, list)
+}
+
 pub fn run(a: &crate::cli::Status) -> Result<()> {
-    let path = a.status_file.clone().unwrap_or_else(default_status_file);
+    let path = status_file_to_read(a.status_file.as_deref(), &crate::runtime::default_dir())?;
     let text = crate::sys::read_to_string(&path).ok();
     #[allow(clippy::disallowed_methods)] // the wall clock, for a status/audit time only
     let out = render(
@@ -451,6 +517,49 @@ pub fn run(a: &crate::cli::Status) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(feature = "systemd")]
+    fn status_finds_the_one_instance_file() {
+        let dir = std::env::temp_dir().join(format!("es-status-find-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        let d = dir.to_str().unwrap();
+        let find = |given| status_file_to_read(given, d);
+        // Nothing there: the default file (reported as no status file).
+        assert_eq!(find(None).unwrap(), msg(&[d, "/status"]));
+        // A link to a status file is not one.
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("home/status")).unwrap();
+        assert_eq!(find(None).unwrap(), msg(&[d, "/status"]));
+        std::fs::remove_file(dir.join("home/status")).unwrap();
+        std::fs::write(dir.join("home/status"), "pid: 1\n").unwrap();
+        assert_eq!(find(None).unwrap(), msg(&[d, "/home/status"]));
+        assert_eq!(find(Some("/x/status")).unwrap(), "/x/status");
+        std::fs::create_dir_all(dir.join("office")).unwrap();
+        std::fs::write(dir.join("office/status"), "pid: 2\n").unwrap();
+        let e = find(None).unwrap_err();
+        assert_eq!(e.status, Status::Usage);
+        // In directory order.
+        let (home, office) = (msg(&[d, "/home/status"]), msg(&[d, "/office/status"]));
+        let one = |x: &str, y: &str| {
+            msg(&[
+                "several clients keep a status file here (",
+                x,
+                ", ",
+                y,
+                "); choose one with --status-file",
+            ])
+        };
+        assert!(
+            e.msg == one(&home, &office) || e.msg == one(&office, &home),
+            "{}",
+            e.msg
+        );
+        // The default file, when there, wins.
+        std::fs::write(dir.join("status"), "pid: 3\n").unwrap();
+        assert_eq!(find(None).unwrap(), msg(&[d, "/status"]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_lock_tells_a_running_client() {

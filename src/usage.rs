@@ -149,6 +149,20 @@ Options:
 Example: entropyservice seed load --seed-dir /etc/entropyservice/seed
 ";
 
+#[cfg(feature = "systemd")]
+const STATUS: &str = "\
+Usage: entropyservice status [options]
+
+Show the client's state and the kernel's random pool.
+
+Options:
+  --json                    print JSON for scripts
+  --status-file FILE        status file (default /run/entropyservice/status; without
+                            it, the one client instance's /run/entropyservice/NAME/status)
+  --help, -h                this text
+";
+
+#[cfg(not(feature = "systemd"))]
 const STATUS: &str = "\
 Usage: entropyservice status [options]
 
