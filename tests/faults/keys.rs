@@ -24,14 +24,9 @@ impl Agent {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        while !Path::new(&sock).exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "ssh-agent did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("ssh-agent socket", Duration::from_secs(15), || {
+            Path::new(&sock).exists()
+        });
         Agent { sock, child }
     }
 
