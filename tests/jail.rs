@@ -28,8 +28,8 @@
 
 use crate::util::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The jail user: OpenWrt's Require-User picks uids from 32768 up.
@@ -209,6 +209,38 @@ fn setup() -> Setup {
     }
 }
 
+impl Setup {
+    /// The client of `instance` with `extra` options, in the jail as the
+    /// jail user.
+    fn client(&self, instance: &str, extra: &[&str]) -> Command {
+        let args = client_args(self, instance, extra);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.jail.command(false, &argv)
+    }
+
+    /// Polls the status file of `instance` (up to 30 s) until `done` holds;
+    /// if it never does, kills `jailed` (so no jailed daemon is left
+    /// behind) and fails the test.
+    #[track_caller]
+    fn wait_status(
+        &self,
+        instance: &str,
+        jailed: &mut Child,
+        what: &str,
+        mut done: impl FnMut(&std::collections::HashMap<String, String>) -> bool,
+    ) {
+        let path = self.state.join(&format!("run/{instance}.status"));
+        let mut st = Default::default();
+        if !poll(Duration::from_secs(30), || {
+            st = read_status(&path);
+            done(&st)
+        }) {
+            let _ = jailed.kill();
+            panic!("no {what} in the jailed client's status: {st:?}");
+        }
+    }
+}
+
 fn client_args(s: &Setup, instance: &str, extra: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         bin().into(),
@@ -240,9 +272,10 @@ fn client_args(s: &Setup, instance: &str, extra: &[&str]) -> Vec<String> {
 #[test]
 fn jailed_client_is_pid_1_and_fetches_and_credits() {
     let s = setup();
-    let args = client_args(&s, "alpha", &["--once", "64"]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = run_limit(&mut s.jail.command(false, &argv), Duration::from_secs(60));
+    let r = run_limit(
+        &mut s.client("alpha", &["--once", "64"]),
+        Duration::from_secs(60),
+    );
     r.ok()
         .stdout_has("received 64 bytes from root@127.0.0.1:")
         .stdout_has("credited 128 bits");
@@ -253,25 +286,27 @@ fn jailed_client_is_pid_1_and_fetches_and_credits() {
 /// The jailed client of `instance` seen from outside: its host pid and
 /// /proc/PID/status (this test's command line, running as the jail user).
 fn jailed_client(s: &Setup, instance: &str) -> (u32, String) {
-    let start = Instant::now();
-    loop {
-        let found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+    let mut found = None;
+    poll(Duration::from_secs(10), || {
+        found = std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            // The client itself, after the exec: setpriv before it has the
+            // same arguments and may already have the jail user's uid, but
+            // not yet the jail's capability sets. Its status is read after
+            // its command line, so it is the client's too.
+            let args = cmdline(pid);
+            let run_dir = s.state.s(&format!("run/{instance}"));
+            if args.first().map(String::as_str) != Some(bin())
+                || !args.iter().any(|a| a.contains(&run_dir))
+            {
+                return None;
+            }
             let st = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let ours =
-                String::from_utf8_lossy(&cmdline).contains(&s.state.s(&format!("run/{instance}")));
-            (ours && st.contains(&format!("Uid:\t{UID}\t"))).then_some((pid, st))
+            st.contains(&format!("Uid:\t{UID}\t")).then_some((pid, st))
         });
-        if let Some(f) = found {
-            return f;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "jailed client not found"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("jailed client not found"))
 }
 
 /// `status` outside the jail, as root on the host.
@@ -289,28 +324,17 @@ fn host_status(s: &Setup, instance: &str) -> Run {
 #[test]
 fn status_outside_the_jail_sees_a_killed_jailed_client_stop() {
     let s = setup();
-    let args = client_args(&s, "alpha", &["--interval", "1h"]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = s
-        .jail
-        .command(false, &argv)
+        .client("alpha", &["--interval", "1h"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let (host_pid, _) = jailed_client(&s, "alpha");
+    s.wait_status("alpha", &mut child, "idle state", |st| {
+        st.get("state").map(String::as_str) == Some("idle")
+    });
     let status = s.state.join("run/alpha.status");
-    let start = Instant::now();
-    while !std::fs::read_to_string(&status)
-        .unwrap_or_default()
-        .contains("state: idle")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the jailed client never went idle"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert!(std::fs::read_to_string(&status)
         .unwrap()
         .contains("pid: 1\n"));
@@ -334,16 +358,10 @@ fn status_outside_the_jail_sees_a_killed_jailed_client_stop() {
 fn jail_reproduction_has_ujails_constraints() {
     let s = setup();
     // Read from outside through /proc: the jail holds no shell or cat.
-    let args = client_args(&s, "alpha", &["--interval", "1h"]);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = s
-        .jail
-        .command(false, &argv)
-        .env("ENTROPYSERVICE_LOG_INFO_STDOUT", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(
+        s.client("alpha", &["--interval", "1h"])
+            .env("ENTROPYSERVICE_LOG_INFO_STDOUT", "1"),
+    );
     let (host_pid, st) = jailed_client(&s, "alpha");
     let field = |name: &str| {
         st.lines()
@@ -373,24 +391,10 @@ fn jail_reproduction_has_ujails_constraints() {
     );
     // It fetches: the status file shows mixed bytes (credited with
     // RNDADDENTROPY; this host's ready CRNG counts none of them).
+    s.wait_status("alpha", &mut child, "bytes mixed", |st| {
+        status_num(st, "bytes_mixed") > 0
+    });
     let status = s.state.join("run/alpha.status");
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&status).unwrap_or_default();
-        let credited = text
-            .lines()
-            .find_map(|l| l.strip_prefix("bytes_mixed: "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        if credited > 0 {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("no bytes mixed by the jailed daemon: {text}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
     // Written from inside the jail, so its owner is the jail user.
     assert_eq!(std::fs::metadata(&status).unwrap().uid(), UID);
     // SIGTERM from outside reaches PID 1 (it has a handler): it stops
@@ -400,16 +404,11 @@ fn jail_reproduction_has_ujails_constraints() {
         rustix::process::Signal::TERM,
     )
     .unwrap();
-    let out = wait_limit(&mut child, Duration::from_secs(20));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = wait_run(&mut child, "the jailed client", Duration::from_secs(20));
+    out.ok();
     assert_no_ssh_client_for(s.srv.port);
     // The init script's environment: info lines on stdout (daemon.info).
-    assert!(String::from_utf8_lossy(&out.stdout).contains("info: fetching from"));
+    out.stdout_has("info: fetching from");
 
     // The client left its seed in its own directory, as the jail user.
     let left = s.state.join("client-seed/seed.credit");
@@ -421,8 +420,7 @@ fn jail_reproduction_has_ujails_constraints() {
         .stdout_has("client: not running");
     // Root's `seed save` (the init script's stop step, PID 1 of a PID
     // namespace here) mixes the client's seed without credit and removes it.
-    let root_seed = s.state.join("seed");
-    private_dir(&root_seed);
+    let root_seed = private_dir(s.state.join("seed"));
     let mut root_jail = Jail::new();
     root_jail
         .rw(&s.state.s("client-seed"))
@@ -469,28 +467,13 @@ fn client_status(s: &Setup) -> Run {
 #[test]
 fn two_jailed_instances_fetch_side_by_side() {
     let s = setup();
-    let a = client_args(&s, "alpha", &["--once", "64"]);
-    let b = client_args(&s, "beta", &["--once", "64"]);
-    let spawn = |args: &Vec<String>| {
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        s.jail
-            .command(false, &argv)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = |instance: &str| spawn_piped(&mut s.client(instance, &["--once", "64"]));
     for _round in 0..3 {
-        let mut kids = [spawn(&a), spawn(&b)];
+        let mut kids = [spawn("alpha"), spawn("beta")];
         for k in kids.iter_mut() {
-            let out = wait_limit(k, Duration::from_secs(60));
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(String::from_utf8_lossy(&out.stdout).contains("received 64 bytes"));
+            wait_run(k, "a jailed client", Duration::from_secs(60))
+                .ok()
+                .stdout_has("received 64 bytes");
         }
     }
     assert_no_ssh_client_for(s.srv.port);
@@ -557,9 +540,11 @@ fn seed_cmd(action: &str, dir: &str, client: Option<&str>) -> Run {
     run_limit(c.stdin(Stdio::null()), Duration::from_secs(20))
 }
 
-fn private_dir(p: &Path) {
-    std::fs::create_dir_all(p).unwrap();
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
+/// `p` made as a directory of root's, mode 0700.
+fn private_dir(p: PathBuf) -> PathBuf {
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+    p
 }
 
 /// A FIFO, a symlink or another user's file where root looks for a seed
@@ -569,8 +554,7 @@ fn private_dir(p: &Path) {
 fn seed_load_refuses_links_fifos_and_foreign_files() {
     need_root();
     let dir = TempDir::new("seedsafe");
-    let sd = dir.join("seed");
-    private_dir(&sd);
+    let sd = private_dir(dir.join("seed"));
     let sds = sd.to_str().unwrap();
     // A FIFO as seed.credit: a plain open would block until a writer came.
     run(Command::new(need("mkfifo")).arg(sd.join("seed.credit"))).ok();
@@ -579,10 +563,8 @@ fn seed_load_refuses_links_fifos_and_foreign_files() {
     std::os::unix::fs::symlink(&secret, sd.join("seed.no-credit")).unwrap();
     let start = Instant::now();
     let r = seed_cmd("load", sds, None);
-    assert!(
-        start.elapsed() < Duration::from_secs(10),
-        "seed load blocked"
-    );
+    // A blocked open would hold it until seed_cmd's 20 s kill.
+    assert_within(start, Duration::from_secs(10), "seed load");
     r.ok()
         .stderr_has(&format!(
             "ignoring {sds}/seed.credit: not a regular file owned by this user"
@@ -653,8 +635,7 @@ fn seed_load_refuses_a_directory_root_does_not_own() {
         sd.join("seed.credit").exists(),
         "touched a refused directory"
     );
-    let own = dir.join("own");
-    private_dir(&own);
+    let own = private_dir(dir.join("own"));
     let link = dir.join("link");
     std::os::unix::fs::symlink(&own, &link).unwrap();
     seed_cmd("save", link.to_str().unwrap(), None)
@@ -670,8 +651,7 @@ fn seed_load_refuses_a_directory_root_does_not_own() {
 fn seed_save_takes_the_jailed_clients_seed_without_credit() {
     need_root();
     let dir = TempDir::new("seedadopt");
-    let sd = dir.join("seed");
-    private_dir(&sd);
+    let sd = private_dir(dir.join("seed"));
     let cd = dir.join("client-seed");
     user_dir(&cd);
     std::fs::write(cd.join("seed.credit"), random_bytes(64)).unwrap();
@@ -768,8 +748,7 @@ fn client_check_is_the_judge_of_a_command_line() {
 fn info_lines_on_stdout_when_asked() {
     need_root();
     let dir = TempDir::new("logsplit");
-    let sd = dir.join("seed");
-    private_dir(&sd);
+    let sd = private_dir(dir.join("seed"));
     let sds = sd.to_str().unwrap();
     // A stale entry that is no seed file: one warning. (The host CRNG is
     // ready, so the new seed is seed.credit.)
@@ -811,17 +790,33 @@ fn sigusr1_ends_the_wait_after_a_failure() {
         dir.join("log"),
         dir.join("run/status"),
     );
-    // Back-off doubles from 1 s: after 4 failures the wait is about 8 s.
+    // Back-off doubles from 1 s, each wait jittered to between half and
+    // all of it: after 4 failures the waits are 4-8 s, then 8-16, 16-32 and
+    // 32-64 s.
     d.wait_for("4 retries", Duration::from_secs(30), |st, _| {
         status_num(st, "sessions") >= 4
     });
-    std::thread::sleep(Duration::from_millis(300));
-    d.signal(rustix::process::Signal::USR1);
-    d.wait_for(
-        "the retry SIGUSR1 asks for",
-        Duration::from_secs(3),
-        |st, _| status_num(st, "sessions") >= 5,
-    );
+    // SIGUSR1 after each failure: four more attempts, where the back-off
+    // alone would take at least 8 + 16 + 32 = 56 s for the last three. The
+    // bound only catches a client that waited for its back-off.
+    let t = Instant::now();
+    for n in 5..=8 {
+        d.wait_for(
+            "the wait after a failure",
+            Duration::from_secs(30),
+            |st, _| {
+                st.get("state").map(String::as_str) == Some("retrying")
+                    && status_num(st, "sessions") >= n - 1
+            },
+        );
+        d.signal(rustix::process::Signal::USR1);
+        d.wait_for(
+            "the retry SIGUSR1 asks for",
+            Duration::from_secs(30),
+            |st, _| status_num(st, "sessions") >= n,
+        );
+    }
+    assert_within(t, Duration::from_secs(30), d.log());
     assert!(d.running(), "SIGUSR1 killed the client\n{}", d.log());
     assert_eq!(d.stop(), 0, "{}", d.log());
     assert!(d.log().contains("trying again now (SIGUSR1"), "{}", d.log());

@@ -3,8 +3,7 @@
 //! seeds and status. Root is needed where the kernel is touched.
 
 use crate::util::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn server(args: &[&str], request: Option<&str>) -> Run {
     let mut c = Command::new(bin());
@@ -191,29 +190,18 @@ fn stream_honours_max_bytes_and_hangup_is_quiet() {
     r.ok();
     assert_eq!(r.raw_stdout.len(), 5000);
     // Reader that goes away: the server must exit 0 quietly.
-    let mut child = Command::new(bin())
-        .args(["server"])
-        .env("SSH_ORIGINAL_COMMAND", "cat /dev/random")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(
+        Command::new(bin())
+            .args(["server"])
+            .env("SSH_ORIGINAL_COMMAND", "cat /dev/random"),
+    );
     let mut out = child.stdout.take().unwrap();
     let mut buf = [0u8; 100];
     std::io::Read::read_exact(&mut out, &mut buf).unwrap();
     drop(out);
-    let o = wait_limit(&mut child, std::time::Duration::from_secs(10));
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        o.stderr.is_empty(),
-        "stderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let r = wait_run(&mut child, "server", std::time::Duration::from_secs(10));
+    r.ok();
+    assert!(r.stderr.is_empty(), "{}", r.explain());
 }
 
 #[test]
@@ -247,22 +235,12 @@ fn bad_options_are_usage_errors() {
 fn sink_credits_good_input_and_refuses_bad() {
     need_root();
     let sink = |input: &[u8], args: &[&str]| {
-        let mut c = Command::new(bin());
-        c.arg("sink")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(input);
-        drop(stdin);
-        let o = wait_limit(&mut child, std::time::Duration::from_secs(40));
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        let r = run_input(
+            Command::new(bin()).arg("sink").args(args),
+            input,
+            std::time::Duration::from_secs(40),
+        );
+        (r.status, r.stdout, r.stderr)
     };
     let mut good = vec![0u8; 512];
     entropyservice::sys::getrandom(&mut good, 0).unwrap();

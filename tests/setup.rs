@@ -36,6 +36,21 @@ fn key_of(line: &str) -> String {
         .line()
 }
 
+/// `entropyservice keygen --tool TOOL --out OUT ARGS`.
+fn keygen(tool: &str, out: &Path, args: &[&str]) -> Run {
+    run(es(&["keygen", "--tool", tool, "--out"]).arg(out).args(args))
+}
+
+/// The public key `tool` (dropbearkey or ssh-keygen) reads from the
+/// private key file `key`.
+fn tool_view(tool: &str, key: &Path) -> String {
+    first_key(
+        &run(Command::new(need(tool)).args(["-y", "-f"]).arg(key))
+            .ok()
+            .stdout,
+    )
+}
+
 /// The first line of the output that parses as a public key.
 fn first_key(text: &str) -> String {
     text.lines()
@@ -57,37 +72,14 @@ fn keygen_with(flavor: Flavor) {
     };
     let t = TempDir::new("keygen");
     let out = t.join("etc/entropyservice/id_client");
-    let r = run(&mut es(&[
-        "keygen",
-        "--tool",
-        tool,
-        "--out",
-        &out.to_string_lossy(),
-        "--client",
-        "r1",
-    ]));
+    let r = keygen(tool, &out, &["--client", "r1"]);
     r.ok();
     assert_eq!(mode(&out), 0o600, "key mode");
     assert_eq!(mode(out.parent().unwrap()), 0o700, "key directory mode");
     let printed = r.stdout.lines().next().unwrap_or("");
     let printed_key = key_of(printed);
     // What the tool says the key is.
-    let from_tool = match tool {
-        "dropbearkey" => first_key(
-            &run(Command::new(need("dropbearkey"))
-                .args(["-y", "-f"])
-                .arg(&out))
-            .ok()
-            .stdout,
-        ),
-        _ => first_key(
-            &run(Command::new(need("ssh-keygen"))
-                .args(["-y", "-f"])
-                .arg(&out))
-            .ok()
-            .stdout,
-        ),
-    };
+    let from_tool = tool_view(tool, &out);
     assert_eq!(
         printed_key,
         from_tool,
@@ -106,13 +98,7 @@ fn keygen_with(flavor: Flavor) {
     ));
 
     let before = read(&out);
-    let again = run(&mut es(&[
-        "keygen",
-        "--tool",
-        tool,
-        "--out",
-        &out.to_string_lossy(),
-    ]));
+    let again = keygen(tool, &out, &[]);
     again.code(73).one_line_error().stderr_has("already exists");
     assert_eq!(read(&out), before, "the existing key was changed");
     assert!(
@@ -151,23 +137,12 @@ fn keygen_falls_back_to_rsa_when_ed25519_is_missing() {
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = t.join("id");
-    let r = run(&mut es(&[
-        "keygen",
-        "--tool",
-        &fake.to_string_lossy(),
-        "--out",
-        &out.to_string_lossy(),
-    ]));
+    let fake = fake.to_string_lossy();
+    let r = keygen(&fake, &out, &[]);
     r.ok().stderr_has("RSA 2048");
     let k = first_key(&r.stdout);
     assert!(k.starts_with("ssh-rsa "), "{}", r.explain());
-    let tool_view = run(Command::new(need("dropbearkey"))
-        .args(["-y", "-f"])
-        .arg(&out))
-    .ok()
-    .stdout
-    .clone();
-    assert_eq!(first_key(&tool_view), k);
+    assert_eq!(tool_view("dropbearkey", &out), k);
     let bits = run(Command::new(need("ssh-keygen"))
         .arg("-lf")
         .arg(t.join("id.pub")))
@@ -177,15 +152,7 @@ fn keygen_falls_back_to_rsa_when_ed25519_is_missing() {
     assert!(bits.starts_with("2048 "), "expected a 2048-bit key: {bits}");
 
     let out2 = t.join("id2");
-    let r = run(&mut es(&[
-        "keygen",
-        "--tool",
-        &fake.to_string_lossy(),
-        "--type",
-        "ed25519",
-        "--out",
-        &out2.to_string_lossy(),
-    ]));
+    let r = keygen(&fake, &out2, &["--type", "ed25519"]);
     r.code(73).one_line_error().stderr_has("Unknown key type");
     assert!(!out2.exists() && !t.join("id2.pub").exists());
 }
@@ -203,15 +170,9 @@ fn keygen_usage_errors() {
     run(&mut es(&["keygen", "--client", "../x", "--out", &out]))
         .code(64)
         .one_line_error();
-    run(&mut es(&[
-        "keygen",
-        "--tool",
-        "/nonexistent/dropbearkey",
-        "--out",
-        &out,
-    ]))
-    .code(69)
-    .one_line_error();
+    keygen("/nonexistent/dropbearkey", Path::new(&out), &[])
+        .code(69)
+        .one_line_error();
     assert!(!t.join("id").exists());
 }
 
@@ -384,15 +345,7 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
         Flavor::OpenSsh => ("ssh-keygen", "setup-os"),
     };
     let key_path = t.join("client/id_client");
-    let kg = run(&mut es(&[
-        "keygen",
-        "--tool",
-        tool,
-        "--out",
-        &key_path.to_string_lossy(),
-        "--client",
-        client_name,
-    ]));
+    let kg = keygen(tool, &key_path, &["--client", client_name]);
     kg.ok();
     let key = Keypair {
         private: key_path.clone(),
@@ -431,18 +384,8 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
 
     // Dropbear's line carries an address check, to show it lands in the
     // forced command (Dropbear rejects a line with from=).
-    let ak = srv.authorized_keys.to_string_lossy().into_owned();
-    let mut args = vec![
-        "authorize",
-        "--authorized-keys",
-        &ak,
-        "--binary",
-        bin(),
-        "--client",
-        client_name,
-        "--max-sessions",
-        "2",
-    ];
+    let ak = &srv.authorized_keys;
+    let mut args = vec!["--client", client_name, "--max-sessions", "2"];
     if flavor == Flavor::Dropbear {
         args.extend(["--allow-from", "127.0.0.0/8, ::1"]);
     }
@@ -466,9 +409,7 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
 
     let mode_before = mode(&srv.authorized_keys);
     // A dry run first: prints the line, writes nothing.
-    let mut dry_args = args.clone();
-    dry_args.insert(1, "--dry-run");
-    let dry = run(&mut es(&dry_args));
+    let dry = run(&mut authorize(ak, &[&["--dry-run"][..], &args].concat()));
     dry.ok();
     assert_eq!(
         read(&srv.authorized_keys),
@@ -476,7 +417,7 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
         "--dry-run changed the file"
     );
 
-    let r = run(&mut es(&args));
+    let r = run(&mut authorize(ak, &args));
     r.ok();
     let options = match (compat, flavor) {
         (false, _) => "restrict",
@@ -567,7 +508,7 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
     );
 
     // The same key again: refused, file untouched.
-    let dup = run(&mut es(&args));
+    let dup = run(&mut authorize(ak, &args));
     dup.code(65).one_line_error().stderr_has("already in");
     assert_eq!(
         read(&srv.authorized_keys),
@@ -575,16 +516,10 @@ fn authorize_round_trip(flavor: Flavor, compat: bool) {
         "a refused duplicate changed the file"
     );
     // Also when only the comment and options differ.
-    let dup2 = run(&mut es(&[
-        "authorize",
-        "--authorized-keys",
-        &ak,
-        "--binary",
-        bin(),
-        "--client",
-        "other",
-        &key.type_and_key(),
-    ]));
+    let dup2 = run(&mut authorize(
+        ak,
+        &["--client", "other", &key.type_and_key()],
+    ));
     dup2.code(65).stderr_has("line 5");
     assert_eq!(read(&srv.authorized_keys), after);
 }
@@ -654,17 +589,7 @@ fn authorize_keeps_mode_and_refuses_symlinks() {
     std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o640)).unwrap();
     std::os::unix::fs::chown(&ak, Some(65534), Some(65534)).unwrap();
     let ino = std::fs::metadata(&ak).unwrap().ino();
-    run(&mut es(&[
-        "authorize",
-        "--authorized-keys",
-        &ak.to_string_lossy(),
-        "--client",
-        "m1",
-        "--binary",
-        bin(),
-        &key.public_line,
-    ]))
-    .ok();
+    run(&mut authorize(&ak, &["--client", "m1", &key.public_line])).ok();
     let m = std::fs::metadata(&ak).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o640);
     assert_eq!((m.uid(), m.gid()), (65534, 65534), "owner kept");
@@ -690,16 +615,10 @@ fn authorize_keeps_mode_and_refuses_symlinks() {
     std::os::unix::fs::symlink(&ak, &link).unwrap();
     let before = read(&ak);
     let other = openssh_key(&t, "k2", "ed25519");
-    run(&mut es(&[
-        "authorize",
-        "--authorized-keys",
-        &link.to_string_lossy(),
-        "--client",
-        "m2",
-        "--binary",
-        bin(),
-        &other.public_line,
-    ]))
+    run(&mut authorize(
+        &link,
+        &["--client", "m2", &other.public_line],
+    ))
     .code(73)
     .one_line_error()
     .stderr_has("symbolic link");
@@ -727,33 +646,9 @@ fn authorize_replace_rewrites_the_key_line() {
     srv.set_authorized_keys(&start);
     std::fs::set_permissions(&srv.authorized_keys, std::fs::Permissions::from_mode(0o640)).unwrap();
     let ino = std::fs::metadata(&srv.authorized_keys).unwrap().ino();
-    let args = |extra: &[&'static str]| {
-        let mut v: Vec<String> = vec!["authorize".into()];
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v.extend(
-            [
-                "--authorized-keys",
-                &ak,
-                "--flavor",
-                "dropbear",
-                "--client",
-                "r1",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        v.extend([
-            "--binary".to_string(),
-            bin().to_string(),
-            key.public_line.clone(),
-        ]);
-        v
-    };
-    let cmd = |extra: &[&'static str]| {
-        let a = args(extra);
-        let mut c = Command::new(bin());
-        c.args(&a);
-        c
+    let cmd = |extra: &[&str]| {
+        let rest = ["--flavor", "dropbear", "--client", "r1", &key.public_line];
+        authorize(&ak, &[extra, &rest[..]].concat())
     };
     run(&mut cmd(&[]))
         .code(65)
@@ -797,17 +692,10 @@ fn authorize_replace_rewrites_the_key_line() {
 
     // --replace for a key not in the file adds it, like a plain run.
     let other = openssh_key(&t, "new", "ed25519");
-    let r = run(&mut es(&[
-        "authorize",
-        "--replace",
-        "--authorized-keys",
+    let r = run(&mut authorize(
         &ak,
-        "--client",
-        "r2",
-        "--binary",
-        bin(),
-        &other.public_line,
-    ]));
+        &["--replace", "--client", "r2", &other.public_line],
+    ));
     r.ok();
     assert_eq!(
         read(&srv.authorized_keys),
@@ -830,30 +718,12 @@ fn authorize_concurrent_runs_keep_every_line() {
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            es(&[
-                "authorize",
-                "--authorized-keys",
-                &ak,
-                "--binary",
-                bin(),
-                "--client",
-                &format!("c{i}"),
-                &k.public_line,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+            let client = format!("c{i}");
+            spawn_piped(authorize(&ak, &["--client", &client, &k.public_line]).stdin(Stdio::null()))
         })
         .collect();
     for mut c in children {
-        let out = wait_limit(&mut c, Duration::from_secs(30));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        wait_run(&mut c, "authorize", Duration::from_secs(30)).ok();
     }
     let text = String::from_utf8(read(Path::new(&ak))).unwrap();
     assert!(text.starts_with("# start\n"));
@@ -873,11 +743,7 @@ fn authorize_validates_its_input() {
     let key = openssh_key(&t, "k", "ed25519");
     let k = key.public_line.as_str();
     let ak = t.s("authorized_keys");
-    let base = |extra: &[&str], key: &str| -> Run {
-        let mut c = es(&["authorize", "--authorized-keys", &ak, "--binary", bin()]);
-        c.args(extra).arg(key);
-        run(&mut c)
-    };
+    let base = |extra: &[&str], key: &str| -> Run { run(authorize(&ak, extra).arg(key)) };
     base(&["--client", "../etc"], k).code(64).one_line_error();
     base(&["--client", "a b"], k).code(64).one_line_error();
     base(&["--client", "c", "--allow-from", "10.0.0.0/33"], k)
@@ -1080,20 +946,20 @@ fn readme_one_machine_recipe_works() {
         "received 64 bytes from root@127.0.0.1:{port}, credited 128 bits"
     ));
     // Its Dropbear is gone with it (kill %1).
+    // It would live on for good: the bound only catches that.
     let listen = format!("127.0.0.1:{port}");
-    let start = Instant::now();
-    while std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-            let c = String::from_utf8_lossy(&c);
-            c.contains("dropbear") && c.contains(&listen)
-        })
-    }) {
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "the recipe's Dropbear on {listen} outlived it"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &format!("end of the recipe's Dropbear on {listen}"),
+        Duration::from_secs(15),
+        || {
+            !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("dropbear") && c.contains(&listen)
+                })
+            })
+        },
+    );
     assert_no_ssh_client_for(port.parse().unwrap());
 }
 
@@ -1131,16 +997,7 @@ fn authorize_as_root_does_not_follow_a_users_ssh_link() {
     )))
     .ok();
     let ak = home.join(".ssh/authorized_keys");
-    let r = run(&mut es(&[
-        "authorize",
-        "--authorized-keys",
-        &ak.to_string_lossy(),
-        "--client",
-        "u1",
-        "--binary",
-        bin(),
-        &key.public_line,
-    ]));
+    let r = run(&mut authorize(&ak, &["--client", "u1", &key.public_line]));
     r.code(73).one_line_error();
     let names: Vec<_> = std::fs::read_dir(&root_only)
         .unwrap()

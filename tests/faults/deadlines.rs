@@ -118,8 +118,9 @@ fn a_trickling_server_is_cut_at_the_session_timeout() {
 /// to back off and retry; it is stopped with SIGTERM here).
 #[test]
 fn stream_mode_needs_a_chunk_per_session_timeout() {
-    let r = client_with_fake_ssh(
-        "trickle-stream",
+    let dir = TempDir::new("trickle-stream");
+    let mut d = fake_ssh_daemon(
+        &dir,
         "#!/bin/sh\nwhile :; do head -c 1 /dev/urandom; sleep 0.2; done\n",
         &[
             "--mode",
@@ -129,14 +130,14 @@ fn stream_mode_needs_a_chunk_per_session_timeout() {
             "--session-timeout",
             "2s",
         ],
-        Duration::from_secs(8),
     );
-    assert!(
-        r.stderr
-            .contains("sent less than 512 bytes within --session-timeout; session killed"),
-        "{}",
-        r.explain()
-    );
+    // At this pace a chunk takes 100 s: the bound only catches a client
+    // that never cuts the session.
+    d.wait_for("the session timeout", Duration::from_secs(30), |_, log| {
+        log.contains("sent less than 512 bytes within --session-timeout; session killed")
+    });
+    let code = d.stop();
+    assert_eq!(code, 0, "{}", d.log());
 }
 
 #[test]

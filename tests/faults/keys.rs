@@ -24,14 +24,9 @@ impl Agent {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        while !Path::new(&sock).exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "ssh-agent did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("ssh-agent socket", Duration::from_secs(15), || {
+            Path::new(&sock).exists()
+        });
         Agent { sock, child }
     }
 
@@ -330,17 +325,10 @@ fn forced_command_refuses_everything_else(flavor: Flavor) {
     );
 
     srv.set_authorized_keys("");
-    let ak = srv.authorized_keys.to_string_lossy().into_owned();
-    run(Command::new(bin()).args([
-        "authorize",
-        "--authorized-keys",
-        &ak,
-        "--binary",
-        bin(),
-        "--client",
-        "c1",
-        &key.public_line,
-    ]))
+    run(&mut authorize(
+        &srv.authorized_keys,
+        &["--client", "c1", &key.public_line],
+    ))
     .ok();
     let line = std::fs::read_to_string(&srv.authorized_keys).unwrap();
     assert!(line.starts_with("command=\""), "{line}");

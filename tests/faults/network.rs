@@ -5,9 +5,8 @@
 use super::stream_daemon;
 use crate::util::*;
 use rustix::process::Signal;
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn ip(args: &[&str]) -> Run {
     run(Command::new(need("ip")).args(args))
@@ -171,15 +170,16 @@ fn unreachable_server_backs_off_to_the_cap_and_recovers() {
     // 64 bytes mixed; this host's ready 5.18+ CRNG counts none of them.
     assert_eq!(d.num("bytes_mixed"), 64, "{:?}", d.status());
     assert_eq!(d.num("bits_credited"), 0, "{:?}", d.status());
-    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
+    assert_eq!(d.stop(), 0, "{}", d.log());
 }
 
 // ------------------------------------------- 2. server dies mid-stream
 
 /// Breaks: SIGKILL to the server's session processes (Dropbear's
 /// per-connection child; sshd's monitor and session process) mid-stream.
-/// Expects: the client sees the stream end within the stall timeout (2 s),
-/// kills and reaps its SSH child (no zombie), reconnects and credits again.
+/// Expects: the client sees the stream end (the end of file, or the stall
+/// watchdog, 2 s), kills and reaps its SSH child (no zombie), reconnects and
+/// credits again.
 fn server_session_killed(flavor: Flavor) {
     need_root();
     let (srv, key, dir) = forced_server(flavor, &server_command("--rate 20000"));
@@ -195,14 +195,14 @@ fn server_session_killed(flavor: Flavor) {
     for v in &victims {
         send(*v, Signal::KILL);
     }
-    let t = Instant::now();
-    d.wait_for("the end of the stream", Duration::from_secs(5), |_, log| {
-        log.contains("closed the stream") || log.contains("stalled")
-    });
-    assert!(
-        t.elapsed() <= Duration::from_secs(3),
-        "{flavor:?}: noticed after {:?}",
-        t.elapsed()
+    // Noticed by the end of file or by the stall watchdog, the log says
+    // which. The bound only catches a client that never notices (a dead
+    // connection it would wait on for good): the watchdog's 2 s belong to
+    // the in-process tests with a fake clock.
+    d.wait_for(
+        "the end of the stream",
+        Duration::from_secs(20),
+        |_, log| log.contains("closed the stream") || log.contains("stalled"),
     );
     let credited = d.num("bits_credited");
     d.wait_for(
@@ -217,7 +217,7 @@ fn server_session_killed(flavor: Flavor) {
         },
     );
     assert_children_clean(d.pid(), &old_child);
-    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
+    assert_eq!(d.stop(), 0, "{}", d.log());
     assert_no_ssh_client_for(srv.port);
 }
 
@@ -240,26 +240,25 @@ fn stalled_server_is_cut_off_and_retried() {
     }
     for (srv, _, _, d) in runs.iter_mut() {
         let mut seen: Vec<u32> = Vec::new();
-        // A child is a zombie for a moment between its death and the reap;
-        // one that stays a zombie for a second was never reaped.
-        let mut zombie_since: HashMap<u32, Instant> = HashMap::new();
         let pid = d.pid();
+        // A child is a zombie for a moment between its death and the reap.
+        // One never reaped stays a child of the client (a zombie is still
+        // in /proc), so it would stand next to the next session's SSH
+        // child: at most one child at every look proves each was reaped
+        // before the next was started, whatever the machine's load.
         d.wait_for(
             "three stalled sessions",
-            Duration::from_secs(20),
+            Duration::from_secs(30),
             |_, log| {
                 let kids = children_of(pid);
-                assert!(kids.len() <= 1, "more than one SSH child: {kids:?}");
+                assert!(
+                    kids.len() <= 1,
+                    "more than one SSH child (an earlier one not reaped?): {:?}",
+                    kids.iter().map(|k| (*k, is_zombie(*k))).collect::<Vec<_>>()
+                );
                 for k in kids {
                     if !seen.contains(&k) {
                         seen.push(k);
-                    }
-                    if is_zombie(k) {
-                        let t = zombie_since.entry(k).or_insert_with(Instant::now);
-                        assert!(
-                            t.elapsed() < Duration::from_secs(1),
-                            "zombie {k} not reaped"
-                        );
                     }
                 }
                 seen.len() >= 3 && log.matches("stalled; session killed").count() >= 3
@@ -270,7 +269,7 @@ fn stalled_server_is_cut_off_and_retried() {
         assert_eq!(st["bytes_mixed"], "0", "{st:?}");
         assert!(st["reconnects"].parse::<u64>().unwrap() >= 2, "{st:?}");
         assert!(seen.len() >= 3, "{:?}: SSH children {seen:?}", srv.flavor);
-        assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
+        assert_eq!(d.stop(), 0, "{}", d.log());
         assert_children_clean(pid, &seen);
         assert_no_ssh_client_for(srv.port);
     }
@@ -317,15 +316,13 @@ fn network_partition_mid_stream() {
         st.get("bits_credited").is_some_and(|v| v != "0")
     });
     net.link(false);
-    let t = Instant::now();
-    d.wait_for("the stall", Duration::from_secs(6), |_, log| {
+    // The log line says the stall watchdog ended the session. Nothing else
+    // would within the bound: with the link down no FIN or RST arrives, and
+    // TCP gives up on a silent peer only after minutes. The watchdog's 2 s
+    // belong to the in-process tests with a fake clock.
+    d.wait_for("the stall", Duration::from_secs(20), |_, log| {
         log.contains("stalled")
     });
-    assert!(
-        t.elapsed() < Duration::from_secs(4),
-        "stall noticed after {:?}",
-        t.elapsed()
-    );
     // While the link is down: attempts time out, nothing is credited.
     d.wait_for("a failed reconnect", Duration::from_secs(10), |st, _| {
         st.get("state").map(String::as_str) == Some("retrying")
@@ -339,7 +336,7 @@ fn network_partition_mid_stream() {
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|v| v > credited)
     });
-    assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
+    assert_eq!(d.stop(), 0, "{}", d.log());
     let st = d.status();
     let n = |k: &str| st[k].parse::<u64>().unwrap();
     let (received, credited, sessions) = (n("bytes_received"), n("bits_credited"), n("sessions"));

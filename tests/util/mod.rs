@@ -118,8 +118,7 @@ impl Run {
 
     #[track_caller]
     pub fn ok(&self) -> &Run {
-        assert_eq!(self.status, Some(0), "expected success\n{}", self.explain());
-        self
+        self.code(0)
     }
 
     #[track_caller]
@@ -145,6 +144,19 @@ impl Run {
         self
     }
 
+    /// Succeeded with exactly `n` bytes on stdout.
+    #[track_caller]
+    pub fn ok_bytes(&self, n: usize) -> &Run {
+        self.ok();
+        assert_eq!(
+            self.raw_stdout.len(),
+            n,
+            "expected {n} bytes on stdout\n{}",
+            self.explain()
+        );
+        self
+    }
+
     /// Not one byte on stdout (a refusal sends nothing).
     #[track_caller]
     pub fn no_stdout(&self) -> &Run {
@@ -158,19 +170,19 @@ impl Run {
 
     #[track_caller]
     pub fn stderr_has(&self, s: &str) -> &Run {
-        assert!(
-            self.stderr.contains(s),
-            "expected stderr to contain {s:?}\n{}",
-            self.explain()
-        );
-        self
+        self.has("stderr", &self.stderr, s)
     }
 
     #[track_caller]
     pub fn stdout_has(&self, s: &str) -> &Run {
+        self.has("stdout", &self.stdout, s)
+    }
+
+    #[track_caller]
+    fn has(&self, name: &str, text: &str, s: &str) -> &Run {
         assert!(
-            self.stdout.contains(s),
-            "expected stdout to contain {s:?}\n{}",
+            text.contains(s),
+            "expected {name} to contain {s:?}\n{}",
             self.explain()
         );
         self
@@ -194,17 +206,74 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
+/// Starts `cmd` with its stdout and stderr on pipes (stdin as the caller
+/// set it).
+pub fn spawn_piped(cmd: &mut Command) -> Child {
+    let desc = describe(cmd);
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"))
+}
+
+/// Polls `done` every 10 ms until it holds (true) or `limit` has passed
+/// (false).
+pub fn poll(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `poll`, failing the test, saying what did not happen, after `limit`.
+#[track_caller]
+pub fn wait_until(what: &str, limit: Duration, done: impl FnMut() -> bool) {
+    assert!(poll(limit, done), "no {what} within {limit:?}");
+}
+
+/// Fails the test, naming `what`, if more than `limit` has passed since
+/// `start`. In a process test only as a generous bound, one that catches a
+/// wait that never ends or a timeout that should not have come into it
+/// (each use says which); timing itself belongs to the in-process tests
+/// with a fake clock.
+#[track_caller]
+pub fn assert_within(start: Instant, limit: Duration, what: impl std::fmt::Display) {
+    let took = start.elapsed();
+    assert!(took < limit, "{what} took {took:?}, more than {limit:?}");
+}
+
 /// Runs `cmd` to completion with stdin from /dev/null (unless set), killing it after `limit`.
 pub fn run_limit(cmd: &mut Command, limit: Duration) -> Run {
     let desc = describe(cmd);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
-    let out = wait_limit(&mut child, limit);
+    let mut child = spawn_piped(cmd);
+    wait_run(&mut child, &desc, limit)
+}
+
+/// Runs `cmd` with `input` on its stdin (then closed), killing it after
+/// `limit`. A program that exits before it read everything is no error
+/// here: its status says what happened.
+pub fn run_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Run {
+    use std::io::Write;
+    let desc = describe(cmd);
+    let mut child = spawn_piped(cmd.stdin(Stdio::piped()));
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    wait_run(&mut child, &desc, limit)
+}
+
+/// `wait_limit` for a child started with `spawn_piped`, as a `Run`
+/// (`what` names it when an assertion fails).
+pub fn wait_run(child: &mut Child, what: &str, limit: Duration) -> Run {
+    let out = wait_limit(child, limit);
     Run {
-        cmd: desc,
+        cmd: what.to_string(),
         status: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -279,6 +279,17 @@ impl Drop for SshServer {
 const MASK_BASHRC: &str =
     "if [ -e /root/.bashrc ]; then mount --bind /dev/null /root/.bashrc || exit 1; fi; ";
 
+/// `entropyservice authorize --authorized-keys FILE --binary BIN ARGS`,
+/// with the key (or its .pub file) last in `args`.
+pub fn authorize(file: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["authorize", "--authorized-keys"])
+        .arg(file)
+        .args(["--binary", bin()])
+        .args(args);
+    c
+}
+
 /// An authorized_keys line that runs `command` for `key`.
 pub fn forced_line(command: &str, key: &Keypair) -> String {
     format!("command=\"{command}\",no-pty,no-port-forwarding,no-agent-forwarding,no-X11-forwarding {}\n", key.type_and_key())
