@@ -33,7 +33,9 @@
 #   tests/systemd/run.sh
 #
 # Needs root and a container engine (dockerd_up starts Debian's docker.io);
-# builds target/dist/entropyservice-x86_64-unknown-linux-musl when missing.
+# (re)builds target/dist/entropyservice-x86_64-unknown-linux-musl with
+# scripts/cross-build.sh first (cargo's own check: quick when up to date), so
+# the package never carries a binary older than the tree.
 # ES_FRESH_CI=1 (CI inside a container, which cannot run one) skips it.
 # ES_SYSTEMD_NAME names the image and container (default es-systemd).
 set -euo pipefail
@@ -56,7 +58,7 @@ C=$NAME
 TARGET=x86_64-unknown-linux-musl
 
 # --- the package ------------------------------------------------------------
-[ -x target/dist/entropyservice-$TARGET ] || scripts/cross-build.sh "$TARGET"
+scripts/cross-build.sh "$TARGET" >&2
 DEB=$(dist/debian/build-deb.sh "$TARGET")
 [ -f "$DEB" ] || die "build-deb.sh made no package"
 # arm64 is built as well when the cross build left its binary (CI's earlier
