@@ -24,6 +24,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/es-init.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
 ED_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRlc3Qta2V5LWZvci1vcGVud3J0LXRlc3RzLW9ubHkh'
+NEW_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGNvbmN1cnJlbnQtYXV0aG9yaXplLXRlc3Qta2V5LTAx'
 EC_KEY=$(sed -n "/config server 'beta'/,/^\$/s/.*option host_key '\(.*\)'/\1/p" "$FIXTURE")
 RSA_KEY=$(sed -n "/config server 'theta'/,/^\$/s/.*option host_key '\(.*\)'/\1/p" "$FIXTURE")
 [ -x "${ES_REAL_BIN:-}" ] || { fail "needs ES_REAL_BIN, the entropyservice binary (run.sh sets it)"; exit 1; }
@@ -203,6 +204,26 @@ sed "s|'/etc/entropyservice/seed'|'@W@/seed'|" "$SHIPPED" >"$TMP/shipped.config"
 	check "$SH authorize: an IPv6 allow_from is taken" has_text "$AK" "--allow-from 192.168.1.0/24,2001:db8::/32\","
 	authorize >/dev/null 2>&1
 	check "$SH authorize without arguments: usage, status 64" [ "$?" = 64 ]
+	# A lock left by a killed authorize: refused with 75 after the wait,
+	# nothing written, the lock left for the admin to judge.
+	AUTHORIZE_LOCK_WAIT=1
+	mkdir "$AK.lock"
+	lines=$(wc -l <"$AK")
+	authorize "$NEW_KEY" router5 >/dev/null 2>"$W/lock-err"
+	rc=$?
+	check "$SH authorize: a held lock is refused (75) with a line naming it, nothing written" \
+		eval "[ $rc = 75 ] && [ \"\$(wc -l <'$AK')\" = $lines ] && [ -d '$AK.lock' ]"
+	check "$SH authorize: the lock refusal says what to do" has_text "$W/lock-err" "error: another authorize is running (lock $AK.lock); try again, or remove $AK.lock if none is"
+	rmdir "$AK.lock"
+	# Two at once with the same key: one line, one success, and the other
+	# refused as a duplicate (65) or as locked (75); no lock left behind.
+	AUTHORIZE_LOCK_WAIT=3
+	(authorize "$NEW_KEY" router5 >/dev/null 2>&1; echo $? >"$W/rc1") &
+	(authorize "$NEW_KEY" router6 >/dev/null 2>&1; echo $? >"$W/rc2") &
+	wait
+	rcs=$(cat "$W/rc1" "$W/rc2" | sort | tr '\n' ' ')
+	check "$SH authorize: two at once with one key add it once ($rcs)" \
+		eval "[ \"\$(grep -c '$NEW_KEY' '$AK')\" = 1 ] && { [ '$rcs' = '0 65 ' ] || [ '$rcs' = '0 75 ' ]; } && [ ! -e '$AK.lock' ]"
 )
 
 # --- triggers and validation --------------------------------------------------
