@@ -457,32 +457,27 @@ pub(super) mod tests {
 
     #[test]
     fn what_the_ssh_client_said_is_the_error_when_nothing_came() {
-        let t = Time::at(T0);
-        let (r, _, _, _) = topup(
-            &t,
-            Answer::Session {
+        let died = |stderr| {
+            let t = Time::at(T0);
+            let answer = Answer::Session {
                 steps: vec![],
                 clean: false,
-                stderr: "dbclient: Connection to root@a.example:22 exited: Connect failed: Connection refused\n",
-            },
-        );
-        let e = r.unwrap_err();
+                stderr,
+            };
+            topup(&t, answer).0.unwrap_err()
+        };
+        let e = died("dbclient: Connection to root@a.example:22 exited: Connect failed: Connection refused\n");
         assert_eq!(e.status, Status::Unavailable);
         assert!(e.msg.contains("Connection refused"), "{}", e.msg);
         // Killed or unable to run, and silent: not the server's fault.
-        let t = Time::at(T0);
-        let (r, _, _, _) = topup(
-            &t,
-            Answer::Session {
-                steps: vec![],
-                clean: false,
-                stderr: "",
-            },
+        let e = died("");
+        assert_eq!(e.status, Status::Unavailable);
+        assert!(
+            e.msg
+                .contains("failed before any output and without a message"),
+            "{}",
+            e.msg
         );
-        assert!(r
-            .unwrap_err()
-            .msg
-            .contains("failed before any output and without a message"),);
     }
 
     /// A stream for `until_ready` or until the script or a signal ends it:
