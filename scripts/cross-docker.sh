@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the six static release binaries through `cross` (cross-rs) in a
+# Build the six static release binaries, each as the full and the router
+# build (--no-default-features), through `cross` (cross-rs) in a
 # container, as Cross.toml describes, check them exactly as
 # scripts/cross-build.sh checks its own (scripts/release-lib.sh: ELF
 # class/endianness/machine, float ABI, static, MIPS PIC check, size budget,
@@ -14,10 +15,11 @@
 # debian:bookworm base (pulled elsewhere, made by debootstrap here), the image
 # Cross.toml names, from docker/cross/Dockerfile (built with --network host),
 # cross $CROSS_VERSION from crates.io (cargo install --locked), then
-# one `cross +$NIGHTLY build --release --target T` per target.
-# Output: target/dist-cross/entropyservice-<target>; targets missing from
-# target/dist/ are built there first with scripts/cross-build.sh for the
-# comparison.
+# two `cross +$NIGHTLY build --release --target T` per target (the second
+# with --no-default-features).
+# Output: target/dist-cross/entropyservice-<target> and
+# target/dist-cross/router/entropyservice-<target>, compared with
+# target/dist/, which scripts/cross-build.sh brings up to date first.
 #
 # The host's toolchains are not changed: cross runs with CROSS_CUSTOM_TOOLCHAIN=1
 # (no rustup target/component installs) and a `rustup` on PATH that lets
@@ -167,19 +169,25 @@ timed "cross $CROSS_VERSION (cargo install)" install_cross
 # CROSS_CONTAINER_OPTS: this machine's dockerd runs without a bridge, so the
 # containers use the host's network (crates.io for the std dependencies
 # -Zbuild-std needs, unless ~/.cargo has them already).
+# cross_build T [ARGS...]: ARGS is --no-default-features for the router build.
 cross_build() {
     local t=$1
+    shift
     PATH="$SHIM:$PATH" CARGO_TARGET_DIR="$CROSS_TARGET_DIR" CROSS_CUSTOM_TOOLCHAIN=1 \
         CROSS_CONTAINER_OPTS="--network host" \
-        nice cross "+$NIGHTLY" build --release --locked --bin entropyservice --target "$t" \
-        || die "$t: cross build failed"
+        nice cross "+$NIGHTLY" build --release --locked --bin entropyservice --target "$t" "$@" \
+        || die "$t: cross build $* failed"
 }
-mkdir -p "$OUT"
+mkdir -p "$OUT/router"
 for t in "${TARGETS[@]}"; do
     timed "cross build $t" cross_build "$t"
     release_strip "$CROSS_TARGET_DIR/$t/release/entropyservice" "$OUT/entropyservice-$t" \
         || die "$t: llvm-objcopy --strip-all failed"
     release_check "$t" "$OUT/entropyservice-$t"
+    timed "cross build $t, router build" cross_build "$t" --no-default-features
+    release_strip "$CROSS_TARGET_DIR/$t/release/entropyservice" "$OUT/router/entropyservice-$t" \
+        || die "$t: llvm-objcopy --strip-all of the router build failed"
+    release_check "$t" "$OUT/router/entropyservice-$t" router
 done
 RUSTUP_AFTER=$(rustup_state)
 if [ "$RUSTUP_AFTER" != "$RUSTUP_BEFORE" ]; then
@@ -188,24 +196,25 @@ if [ "$RUSTUP_AFTER" != "$RUSTUP_BEFORE" ]; then
 fi
 
 # --- the same bytes as the build without a container ------------------------------------
-missing=()
-for t in "${TARGETS[@]}"; do [ -f "$DIST/entropyservice-$t" ] || missing+=("$t"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log "target/dist lacks ${missing[*]}: building with scripts/cross-build.sh to compare"
-    timed "scripts/cross-build.sh ${#missing[@]} target(s)" \
-        env NIGHTLY="$NIGHTLY" CROSS_BUILD_SMOKE=0 "$ROOT/scripts/cross-build.sh" "${missing[@]}"
-fi
+# Always through scripts/cross-build.sh, never what target/dist happens to
+# hold: cargo rebuilds only what changed (nothing, after CI's own cross-build
+# stage), and a binary older than the tree is never compared.
+log "bringing target/dist up to date with scripts/cross-build.sh to compare"
+timed "scripts/cross-build.sh ${#TARGETS[@]} target(s)" \
+    env NIGHTLY="$NIGHTLY" CROSS_BUILD_SMOKE=0 "$ROOT/scripts/cross-build.sh" "${TARGETS[@]}"
 differ=()
 for t in "${TARGETS[@]}"; do
-    if cmp -s "$OUT/entropyservice-$t" "$DIST/entropyservice-$t"; then
-        log "$t: byte-identical to scripts/cross-build.sh's ($(sha256sum <"$OUT/entropyservice-$t" | cut -c1-16))"
-    else
-        differ+=("$t ($(cmp "$OUT/entropyservice-$t" "$DIST/entropyservice-$t" 2>&1 | head -1); sizes $(stat -c %s "$OUT/entropyservice-$t") vs $(stat -c %s "$DIST/entropyservice-$t"))")
-    fi
+    for f in "entropyservice-$t" "router/entropyservice-$t"; do
+        if cmp -s "$OUT/$f" "$DIST/$f"; then
+            log "$f: byte-identical to scripts/cross-build.sh's ($(sha256sum <"$OUT/$f" | cut -c1-16))"
+        else
+            differ+=("$f ($(cmp "$OUT/$f" "$DIST/$f" 2>&1 | head -1); sizes $(stat -c %s "$OUT/$f") vs $(stat -c %s "$DIST/$f"))")
+        fi
+    done
 done
 
 release_report
 echo "cross-docker: times:"
 printf '  %s\n' "${TIMES[@]}"
 [ "${#differ[@]}" -eq 0 ] || die "cross and scripts/cross-build.sh made different binaries: ${differ[*]}"
-echo "cross-docker: ok: ${#TARGETS[@]} static binaries built through cross in target/dist-cross/, byte-identical to target/dist/"
+echo "cross-docker: ok: ${#TARGETS[@]} full and ${#TARGETS[@]} router builds through cross in target/dist-cross/, byte-identical to target/dist/"
