@@ -44,13 +44,17 @@ pub fn sleep_ns(ns: u64) -> bool {
     )
 }
 
-/// Sleeps until `ns` have passed or a terminating signal was received.
-/// Returns false if interrupted by such a signal.
-pub fn sleep_unless_signalled(ns: u64) -> bool {
+/// Sleeps until `ns` have passed (true), unless a terminating signal
+/// arrives (false) or `wake`, asked before each sleep (a signal such as
+/// SIGUSR1 ends one), says to end it early (true).
+pub fn sleep_unless(ns: u64, mut wake: impl FnMut() -> bool) -> bool {
     let end = now_ns().saturating_add(ns);
     loop {
         if crate::sys::pending_signal().is_some() {
             return false;
+        }
+        if wake() {
+            return true;
         }
         let now = now_ns();
         if now >= end {

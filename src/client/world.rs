@@ -104,21 +104,14 @@ impl World for Real<'_> {
     }
 
     fn idle(&mut self, ns: u64, failing: bool) -> bool {
-        let end = clock::now_ns().saturating_add(ns);
-        loop {
-            if pending_signal().is_some() {
-                return false;
-            }
-            if crate::sys::take_retry() && failing {
+        clock::sleep_unless(ns, || {
+            // Taken either way: a working client drops it.
+            let retry = crate::sys::take_retry() && failing;
+            if retry {
                 log::info("trying again now (SIGUSR1: the network came up)");
-                return true;
             }
-            let now = clock::now_ns();
-            if now >= end {
-                return true;
-            }
-            clock::sleep_ns(end - now);
-        }
+            retry
+        })
     }
 
     fn jitter(&mut self) -> u32 {
